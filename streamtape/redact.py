@@ -1,0 +1,132 @@
+"""Redaction of secrets at record time: the secret's bytes never reach the tape.
+
+A redacted value keeps what helps debugging and nothing that grants access: the auth scheme (``Bearer``)
+and a keyed fingerprint, ``REDACTED:<12 hex>``, the first 48 bits of HMAC-SHA256(key, secret). Equal
+secrets under the same key have equal fingerprints, so two tapes can show "same API key" without either
+holding it; the key is never stored, only its id, so a fingerprint cannot be tested against guesses by
+someone who only has the tape.
+
+The key is, in order: the ``key`` argument, ``$STREAMTAPE_REDACT_KEY``, or a per-user key file
+(``$XDG_CONFIG_HOME/streamtape/redact.key``, created 0600 on first use); if that cannot be written, a
+per-process random key (fingerprints then compare only within one process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+from .records import Headers, Redaction
+
+#: Request headers whose values are secrets. Matched case-insensitively.
+SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie")
+#: Response headers whose values are secrets.
+SECRET_RESPONSE_HEADERS = ("set-cookie",)
+#: URL query parameters whose values are secrets.
+SECRET_QUERY = ("key", "api_key", "apikey", "access_token", "token")
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*) +(\S.*)$")
+_process_key: bytes | None = None
+
+
+def _key_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "streamtape" / "redact.key"
+
+
+def default_key() -> bytes:
+    """The fingerprint key, found as the module docstring says."""
+    global _process_key
+    if env := os.environ.get("STREAMTAPE_REDACT_KEY"):
+        return env.encode()
+    path = _key_file()
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        pass
+    key = secrets.token_bytes(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key.hex() + "\n")
+        return key
+    except FileExistsError:
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except (OSError, ValueError):
+            pass
+    except OSError:
+        pass
+    if _process_key is None:
+        _process_key = key
+    return _process_key
+
+
+class Redactor:
+    """Replaces secret header values and query parameters with scheme + fingerprint."""
+
+    def __init__(
+        self,
+        *,
+        headers: Iterable[str] = (),
+        query: Iterable[str] = (),
+        key: bytes | str | None = None,
+    ) -> None:
+        self.headers = frozenset(h.lower() for h in (*SECRET_HEADERS, *SECRET_RESPONSE_HEADERS, *headers))
+        self.query = frozenset(q.lower() for q in (*SECRET_QUERY, *query))
+        self._key = key.encode() if isinstance(key, str) else (key if key is not None else default_key())
+        self.key_id = hmac.new(self._key, b"streamtape key id", hashlib.sha256).hexdigest()[:12]
+
+    def describe(self) -> Redaction:
+        return Redaction(headers=sorted(self.headers), query=sorted(self.query), key_id=self.key_id)
+
+    def fingerprint(self, secret: str) -> str:
+        digest = hmac.new(self._key, secret.encode("latin-1", "replace"), hashlib.sha256).hexdigest()
+        return f"REDACTED:{digest[:12]}"
+
+    def _value(self, name: str, value: str) -> str:
+        if name in ("cookie", "set-cookie"):
+            return self._cookie(value, response=name == "set-cookie")
+        match = _SCHEME.match(value)
+        if match:
+            return f"{match.group(1)} {self.fingerprint(match.group(2))}"
+        return self.fingerprint(value)
+
+    def _cookie(self, value: str, *, response: bool) -> str:
+        """Keep cookie names and attributes; fingerprint the values."""
+        parts = value.split(";")
+        for i, part in enumerate(parts):
+            if response and i > 0:
+                break  # Set-Cookie attributes (Path, HttpOnly, ...) are not secrets
+            name, eq, secret = part.partition("=")
+            parts[i] = f"{name}={self.fingerprint(secret)}" if eq else self.fingerprint(part)
+        return ";".join(parts)
+
+    def redact_headers(self, headers: Headers) -> Headers:
+        return [(n, self._value(n.lower(), v)) if n.lower() in self.headers else (n, v) for n, v in headers]
+
+    def redact_url(self, url: str) -> str:
+        """Fingerprint secret query values; every other byte of the URL stays as it was."""
+        parts = urlsplit(url)
+        if not parts.query:
+            return url
+        pieces = parts.query.split("&")
+        changed = False
+        for i, piece in enumerate(pieces):
+            name, eq, value = piece.partition("=")
+            if eq and unquote_plus(name).lower() in self.query:
+                pieces[i] = f"{name}={self.fingerprint(unquote_plus(value))}"
+                changed = True
+        return urlunsplit(parts._replace(query="&".join(pieces))) if changed else url
+
+
+def is_redacted(value: str) -> bool:
+    """Whether a value (or its part after the auth scheme) is a redaction fingerprint."""
+    return "REDACTED:" in value
