@@ -114,26 +114,31 @@ def info(tape: str, as_json: bool) -> None:
     Columns: exchange number, method, URL, status, outcome, chunks, bytes, time to first byte, duration.
     """
     t = open_tape(tape)
-    summaries = [exchange_summary(e) for e in t.exchanges]
     if as_json:
         doc = {
             "path": t.path,
             "header": msgspec.to_builtins(t.header),
             "incomplete": t.incomplete,
             "problem": t.problem,
-            "exchanges": summaries,
+            "exchanges": [exchange_summary(e) for e in t.exchanges],
         }
         click.echo(json.dumps(doc, indent=2))
         return
-    for line in _header_lines(t):
+    for line in info_lines(t):
         click.echo(line)
-    click.echo(f"exchanges {len(summaries)}")
+
+
+def info_lines(tape: Tape) -> list[str]:
+    """The human form of ``info``: the header, then a line per exchange."""
+    summaries = [exchange_summary(e) for e in tape.exchanges]
+    lines = [*_header_lines(tape), f"exchanges {len(summaries)}"]
     for n, s in enumerate(summaries):
         outcome = s["outcome"] + (f" ({s['error_type']})" if s["error_type"] else "")
-        click.echo(
+        lines.append(
             f"  #{n:<3} {s['method']:<6} {s['url']}  {s['status'] if s['status'] is not None else '---'}  "
             f"{outcome}  {s['chunks']} chunks  {s['bytes']} B  ttfb {_ms(s['ttfb_ns'])}  {_ms(s['duration_ns'])}"
         )
+    return lines
 
 
 # -- cat ---------------------------------------------------------------------------------------------

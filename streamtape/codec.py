@@ -77,7 +77,9 @@ def decode_record(body: bytes | memoryview, index: int) -> Record | None:
     """Decode one record body. Returns None for a record tag this reader does not know (a newer minor)."""
     try:
         loose = msgspec.msgpack.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: invalid UTF-8 in a str
+        if index == 0:
+            raise NotATapeError("not a tape: the first record is not a streamtape header") from None
         raise CorruptTapeError(f"record #{index} is not valid MessagePack: {exc}") from None
     if not (isinstance(loose, list) and loose and isinstance(loose[0], str)):
         if index == 0:
@@ -92,7 +94,7 @@ def decode_record(body: bytes | memoryview, index: int) -> Record | None:
         return None
     try:
         return _decoder.decode(body)
-    except msgspec.ValidationError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:
         raise CorruptTapeError(f"record #{index} ({tag}) is malformed: {exc}") from None
 
 
@@ -311,6 +313,8 @@ class TapeDecoder:
             while len(buf) - at >= _LENGTH_SIZE:
                 size = int.from_bytes(view[at : at + _LENGTH_SIZE], "big")
                 if size > MAX_RECORD_SIZE:
+                    if self.count == 0:
+                        raise NotATapeError("not a tape: the content does not start with a streamtape header")
                     raise TapeLimitError(
                         f"record #{self.count} declares {size} bytes, over the {MAX_RECORD_SIZE} byte record limit"
                     )

@@ -172,6 +172,10 @@ def build_tape(records: Iterator[Record] | list[Record], *, path: str | None = N
                 f"record #{index}: exchange {exchange.id} continues after its end", path=path
             )
         if isinstance(record, Chunk):
+            if exchange.response is None:
+                raise CorruptTapeError(
+                    f"record #{index}: exchange {exchange.id} has a chunk before its response", path=path
+                )
             exchange.chunks.append(record)
         elif isinstance(record, Response):
             if exchange.response is not None or exchange.chunks:

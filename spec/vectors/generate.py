@@ -1,0 +1,157 @@
+"""Write the test vectors: small tapes and their expected decoded form.
+
+Run ``python spec/vectors/generate.py`` from the repository root. Output is deterministic (fixed times,
+fixed zstd level), so a run on an unchanged format rewrites identical files; ``tests/test_spec.py``
+checks both that the files are current and that the reader decodes each tape to its ``.json``.
+
+Each ``NAME.json`` holds ``{"description", "incomplete", "records", "error"}``: ``records`` in the JSON form
+of ``streamtape cat`` (bytes as ``{"text": ...}`` or ``{"base64": ...}``), ``error`` null or the class of
+``TapeError`` a reader raises (then ``records`` is empty).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import msgspec
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from streamtape.codec import compress_frame, encode_record, new_compressor  # noqa: E402
+from streamtape.jsonl import record_to_json  # noqa: E402
+from streamtape.records import Chunk, End, Header, Redaction, Request, Response  # noqa: E402
+
+STARTED = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+HEADER = Header(
+    "streamtape",
+    (1, 0),
+    "streamtape 0.1.0",
+    STARTED,
+    {"test": "vector"},
+    Redaction(headers=["authorization"], query=["key"], key_id="000000000000"),
+)
+URL = "http://127.0.0.1:8000/v1/chat/completions"
+REQ_HEADERS = [("host", "127.0.0.1:8000"), ("authorization", "Bearer REDACTED:5dbd6628b1bc"), ("content-type", "application/json")]
+BODY = b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+SSE_HEADERS = [("content-type", "text/event-stream; charset=utf-8"), ("transfer-encoding", "chunked")]
+EVENTS = [
+    b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n',
+    b'data: {"choices":[{"index":0,"delta":{"content":"Caf\xc3',  # a UTF-8 character split across reads
+    b'\xa9 \xe2\x98\x95"}}]}\n\n',
+    b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+def complete() -> list[list]:
+    """One exchange in two frames: request and head, then chunks and end."""
+    x = 1
+    return [
+        [HEADER, Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY), Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK")],
+        [*(Chunk(x, 200_000_000 + i * 25_000_000, e) for i, e in enumerate(EVENTS)), End(x, 310_000_000, "complete")],
+    ]
+
+
+def errored() -> list[list]:
+    """A reset after two chunks, a refused connection (no response), and a client that closed early."""
+    return [
+        [
+            HEADER,
+            Request(1, 1_000_000, "POST", URL, REQ_HEADERS, BODY),
+            Response(1, 150_000_000, 200, "HTTP/1.1", SSE_HEADERS),
+            Chunk(1, 160_000_000, EVENTS[0]),
+            Chunk(1, 190_000_000, EVENTS[1]),
+            End(1, 61_190_000_000, "error", "ReadError", "[Errno 104] Connection reset by peer"),
+        ],
+        [
+            Request(2, 62_000_000_000, "POST", URL, REQ_HEADERS, BODY),
+            End(2, 400_000, "error", "ConnectError", "[Errno 111] Connection refused"),
+            Request(3, 63_000_000_000, "POST", URL, REQ_HEADERS, BODY),
+            Response(3, 120_000_000, 200, "HTTP/1.1", SSE_HEADERS),
+            Chunk(3, 130_000_000, EVENTS[0] + EVENTS[4]),
+            End(3, 131_000_000, "client_closed", None, "closed before the end of the body"),
+        ],
+    ]
+
+
+def interleaved() -> list[list]:
+    """Two concurrent exchanges sharing frames, then a second segment appended to the same tape."""
+    later = msgspec.structs.replace(HEADER, started_unix_ns=STARTED + 3_600_000_000_000, meta={})
+    return [
+        [
+            HEADER,
+            Request(1, 1_000, "POST", URL, REQ_HEADERS, BODY),
+            Request(2, 2_000, "POST", URL, REQ_HEADERS, BODY),
+            Response(2, 50_000_000, 200, "HTTP/1.1", SSE_HEADERS),
+            Response(1, 60_000_000, 200, "HTTP/1.1", SSE_HEADERS),
+            Chunk(1, 61_000_000, EVENTS[0]),
+            Chunk(2, 51_000_000, b"\xff\xfe not UTF-8"),
+            End(2, 52_000_000, "complete"),
+            End(1, 62_000_000, "complete"),
+        ],
+        [later, Request(1, 5_000, "GET", "http://127.0.0.1:8000/health?key=REDACTED:aaaaaaaaaaaa", [], b"")],
+        [Response(1, 1_000_000, 204, "HTTP/1.1", []), End(1, 1_100_000, "complete")],
+    ]
+
+
+def frames_bytes(frames: list[list]) -> bytes:
+    compressor = new_compressor(level=3)
+    out = bytearray()
+    for frame in frames:
+        buf = bytearray()
+        for record in frame:
+            encode_record(record, buf)
+        out += compress_frame(compressor, buf)
+    return bytes(out)
+
+
+def future_version() -> bytes:
+    """A header of format 2.0: readers of 1.x must refuse it with a version error."""
+    body = msgspec.msgpack.encode(["header", "streamtape", [2, 0], "streamtape 9.0.0", STARTED, {}, None])
+    return new_compressor().compress(len(body).to_bytes(4, "big") + body)
+
+
+def vectors() -> dict[str, tuple[str, bytes, list, bool, str | None]]:
+    """name -> (description, tape bytes, expected records, incomplete, error class)."""
+    out: dict[str, tuple[str, bytes, list, bool, str | None]] = {}
+    for name, build in (("complete", complete), ("errored", errored), ("interleaved", interleaved)):
+        frames = build()
+        records = [r for frame in frames for r in frame]
+        out[name] = (build.__doc__ or "", frames_bytes(frames), records, False, None)
+    # The complete tape cut inside its second frame: the first frame's records survive, flagged incomplete.
+    whole = frames_bytes(complete())
+    first = frames_bytes(complete()[:1])
+    cut = whole[: len(first) + (len(whole) - len(first)) // 2]
+    out["cut"] = ("`complete` cut in the middle of its second frame.", cut, complete()[0], True, None)
+    out["future-version"] = (future_version.__doc__ or "", future_version(), [], False, "TapeVersionError")
+    damaged = bytearray(whole)
+    damaged[len(first) + 20] ^= 0xFF  # inside the second frame's compressed data
+    out["corrupt-frame"] = (
+        f"`complete` with one byte flipped in the frame at byte {len(first)}: a corrupt frame, an error.",
+        bytes(damaged),
+        [],
+        False,
+        "CorruptTapeError",
+    )
+    out["not-a-tape"] = ("A file that is not a zstd stream.", b"data: hello\n\n", [], False, "NotATapeError")
+    out["empty"] = ("An empty file.", b"", [], False, "NotATapeError")
+    return out
+
+
+def main() -> None:
+    for name, (description, data, records, incomplete, error) in vectors().items():
+        (HERE / f"{name}.tape").write_bytes(data)
+        doc = {
+            "description": " ".join(description.split()),
+            "incomplete": incomplete,
+            "error": error,
+            "records": [record_to_json(r) for r in records],
+        }
+        (HERE / f"{name}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
