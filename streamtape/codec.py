@@ -10,6 +10,7 @@ memory per block on hostile input.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import msgspec
@@ -33,19 +34,21 @@ _KNOWN_TAGS = frozenset({"header", "request", "response", "chunk", "end"})
 _MAX_BLOCK_SIZE = 128 * 1024
 
 _encoder = msgspec.msgpack.Encoder()
+_pack_length = struct.Struct(">I").pack_into
+_NO_LENGTH = bytes(_LENGTH_SIZE)
 _decoder = msgspec.msgpack.Decoder(Record)
 
 
 def encode_record(record: Record, out: bytearray) -> None:
     """Append ``record`` to ``out`` as a 4-byte big-endian length and its MessagePack body."""
     start = len(out)
-    out += b"\0\0\0\0"
-    _encoder.encode_into(record, out, start + _LENGTH_SIZE)
+    out += _NO_LENGTH
+    _encoder.encode_into(record, out, -1)
     size = len(out) - start - _LENGTH_SIZE
     if size > MAX_RECORD_SIZE:
         del out[start:]
         raise TapeLimitError(f"a {type(record).__name__} record of {size} bytes is over the record limit")
-    out[start : start + _LENGTH_SIZE] = size.to_bytes(_LENGTH_SIZE, "big")
+    _pack_length(out, start, size)
 
 
 def new_compressor(level: int = 3) -> zstandard.ZstdCompressor:

@@ -24,7 +24,9 @@ def test_schema_file_is_generated_from_the_record_types():
 def test_vectors_on_disk_are_what_the_generator_writes():
     module = runpy.run_path(str(SPEC / "vectors" / "generate.py"))
     for name, (_, data, *_rest) in module["vectors"]().items():
-        assert (SPEC / "vectors" / f"{name}.tape").read_bytes() == data, f"{name}.tape is stale: rerun generate.py"
+        assert (SPEC / "vectors" / f"{name}.tape").read_bytes() == data, (
+            f"{name}.tape is stale: rerun generate.py"
+        )
 
 
 def test_there_are_vectors_for_complete_errored_and_cut_tapes():

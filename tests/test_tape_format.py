@@ -56,7 +56,9 @@ def test_written_tape_reads_back_every_record(small_tape: Path):
 
 
 def test_tape_is_a_valid_zstd_stream_for_the_zstd_tool(small_tape: Path):
-    content = zstandard.ZstdDecompressor().stream_reader(small_tape.read_bytes(), read_across_frames=True).read()
+    content = (
+        zstandard.ZstdDecompressor().stream_reader(small_tape.read_bytes(), read_across_frames=True).read()
+    )
     assert b"data: 1\n\n" in content and b"streamtape" in content
     if shutil.which("zstd"):
         out = subprocess.run(["zstd", "-dc", str(small_tape)], capture_output=True, check=True).stdout
@@ -90,7 +92,9 @@ def test_tape_cut_at_every_byte_returns_the_records_before_the_cut(small_tape: P
         whole = max((held[end] for end in frame_ends if end <= n), default=0)
         assert len(records) >= whole, f"cut at {n}: lost records of complete frames"
         tape = streamtape.open_tape(cut)  # the model builds from any prefix too
-        assert tape.incomplete == (n not in frame_ends) or any(e.end.outcome == "incomplete" for e in tape.exchanges)
+        assert tape.incomplete == (n not in frame_ends) or any(
+            e.end.outcome == "incomplete" for e in tape.exchanges
+        )
 
 
 def test_empty_file_is_a_clear_error(tmp_path: Path):
@@ -238,7 +242,10 @@ def _small_bytes() -> bytes:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6), st.integers(0, 400))
+@given(
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6),
+    st.integers(0, 400),
+)
 def test_mutated_tapes_raise_only_tape_errors(flips: list[tuple[int, int]], cut: int):
     data = bytearray(_small_bytes())
     for pos, value in flips:
@@ -261,7 +268,10 @@ def test_appending_to_a_tape_adds_a_segment(tmp_path: Path):
         writer.close()
     tape = streamtape.open_tape(path)
     assert [h.meta for h in tape.segments] == [{"run": 1}, {"run": 2}]
-    assert [(e.segment, e.id, e.chunks[0].data) for e in tape.exchanges] == [(0, 1, b"run 1"), (1, 1, b"run 2")]
+    assert [(e.segment, e.id, e.chunks[0].data) for e in tape.exchanges] == [
+        (0, 1, b"run 1"),
+        (1, 1, b"run 2"),
+    ]
     assert not tape.incomplete
 
 

@@ -34,7 +34,11 @@ HEADER = Header(
     Redaction(headers=["authorization"], query=["key"], key_id="000000000000"),
 )
 URL = "http://127.0.0.1:8000/v1/chat/completions"
-REQ_HEADERS = [("host", "127.0.0.1:8000"), ("authorization", "Bearer REDACTED:5dbd6628b1bc"), ("content-type", "application/json")]
+REQ_HEADERS = [
+    ("host", "127.0.0.1:8000"),
+    ("authorization", "Bearer REDACTED:5dbd6628b1bc"),
+    ("content-type", "application/json"),
+]
 BODY = b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 SSE_HEADERS = [("content-type", "text/event-stream; charset=utf-8"), ("transfer-encoding", "chunked")]
 EVENTS = [
@@ -50,8 +54,15 @@ def complete() -> list[list]:
     """One exchange in two frames: request and head, then chunks and end."""
     x = 1
     return [
-        [HEADER, Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY), Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK")],
-        [*(Chunk(x, 200_000_000 + i * 25_000_000, e) for i, e in enumerate(EVENTS)), End(x, 310_000_000, "complete")],
+        [
+            HEADER,
+            Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY),
+            Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK"),
+        ],
+        [
+            *(Chunk(x, 200_000_000 + i * 25_000_000, e) for i, e in enumerate(EVENTS)),
+            End(x, 310_000_000, "complete"),
+        ],
     ]
 
 
