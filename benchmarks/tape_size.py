@@ -42,7 +42,7 @@ async def _openai(client: openai.AsyncOpenAI, n: int) -> None:
 
 
 async def _anthropic(client: anthropic.AsyncAnthropic, n: int) -> None:
-    async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=2048, messages=PROMPT) as stream:
+    async with client.messages.stream(model="claude-sonnet-5", max_tokens=2048, messages=PROMPT) as stream:
         async for _ in stream:
             pass
 

@@ -14,7 +14,6 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
-import msgspec
 
 from ._version import __version__
 from .errors import TapeError
@@ -117,7 +116,7 @@ def info(tape: str, as_json: bool) -> None:
     if as_json:
         doc = {
             "path": t.path,
-            "header": msgspec.to_builtins(t.header),
+            "header": record_to_json(t.header),
             "incomplete": t.incomplete,
             "problem": t.problem,
             "exchanges": [exchange_summary(e) for e in t.exchanges],
@@ -154,7 +153,7 @@ def cat(tape: str, only: int | None) -> None:
     Byte fields (chunk data, request bodies) are {"text": ...} when valid UTF-8, else {"base64": ...}.
     """
     stream = iter_records(tape)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     for record in stream:
         if only is not None and not isinstance(record, Header) and record.x != only:
             continue

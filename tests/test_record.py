@@ -327,12 +327,17 @@ def test_body_cut_short_is_recorded_as_remote_protocol_error(
 # -- redaction ----------------------------------------------------------------------------------------
 
 
-SECRETS = ("QSECRET", "GSECRET", "CSECRET", "XSECRET")
+SECRETS = ("QSECRET", "GSECRET", "ASECRET", "CSECRET", "XSECRET")
 
 
 def _secret_request(shell: Shell, emulator: Emulator, tape: Path, redact: Any = True) -> Received:
     url = emulator.url(events=2) + CHAT_PATH + "?key=QSECRET&x=1&x-custom-secret=XSECRET"
-    headers = {"x-goog-api-key": "GSECRET", "cookie": "session=CSECRET; theme=dark", "x-custom-secret": "XSECRET"}
+    headers = {
+        "x-goog-api-key": "GSECRET",
+        "X-Api-Key": "ASECRET",
+        "cookie": "session=CSECRET; theme=dark",
+        "x-custom-secret": "XSECRET",
+    }
     got = stream(shell, url, tape=tape, redact=redact, headers=headers)
     assert got.error is None
     assert got.body == b"".join(events(events=2))
@@ -346,7 +351,7 @@ def test_secrets_in_query_and_headers_never_reach_the_tape(
     path = tmp_path / "run.tape"
     _secret_request(shell, emulator, path)
     content, raw = decompressed(path), path.read_bytes()
-    for secret in ("QSECRET", "GSECRET", "CSECRET"):
+    for secret in SECRETS[:-1]:
         assert secret.encode() not in content
         assert secret.encode() not in raw
     assert b"REDACTED:" in content and b"x-goog-api-key" in content and b"session=" in content
@@ -356,6 +361,7 @@ def test_secrets_in_query_and_headers_never_reach_the_tape(
     assert f"?key={fingerprint('QSECRET')}&x=1&" in exchange.request.url
     headers = dict(exchange.request.headers)
     assert headers["x-goog-api-key"] == fingerprint("GSECRET")
+    assert headers["X-Api-Key"] == fingerprint("ASECRET")  # names match case-insensitively, case is kept
     assert headers["cookie"] == f"session={fingerprint('CSECRET')}; theme={fingerprint('dark')}"
     assert headers["x-custom-secret"] == "XSECRET"  # not a default name
 
