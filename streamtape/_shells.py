@@ -9,11 +9,18 @@ only translates between the library's request/response/stream objects and the sa
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from types import ModuleType
 from typing import Any, ClassVar
 
+import anyio
+
+from .matching import Matcher, MatchFunc, ReplayRequest
 from .recorder import ExchangeLog, Recorder
 from .redact import Redactor
+from .schedule import Step, plan
+from .tape import Exchange, Tape, open_tape
 
 RedactOption = bool | Iterable[str] | Redactor
 
@@ -162,3 +169,140 @@ class AsyncRecordingTransportMixin(_RecordingBase):
             await self.inner.aclose()
         finally:
             self.recorder.close()
+
+
+# -- replay -------------------------------------------------------------------------------------------
+def _sleep_until(deadline: float) -> None:
+    remaining = deadline - time.perf_counter()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
+async def _async_sleep_until(deadline: float) -> None:
+    """Sleep on the event loop (asyncio or trio) without blocking it, then land close to the deadline.
+
+    Event loops round timers to about a millisecond; the last 1.5 ms are spent yielding to the loop.
+    """
+    remaining = deadline - time.perf_counter()
+    if remaining > 0.002:
+        await anyio.sleep(remaining - 0.0015)
+    while time.perf_counter() < deadline:
+        await anyio.sleep(0)
+
+
+class _ReplayBase:
+    _lib: ClassVar[ModuleType]
+    _stream: ClassVar[type]
+
+    def __init__(
+        self,
+        tape: Tape | str | os.PathLike[str],
+        *,
+        speed: float = 1.0,
+        max_gap: float | None = None,
+        match: str | MatchFunc = "request",
+        allow_repeats: bool = False,
+    ) -> None:
+        """Answer requests from the tape, at ``speed`` times the recorded pace (``math.inf``: no waiting).
+
+        ``max_gap`` caps every wait at that many tape seconds. ``match``: "request", "sequence" or a
+        callable ``(ReplayRequest, Exchange) -> bool``. No network is touched.
+        """
+        if not (isinstance(speed, int | float) and speed > 0):
+            raise ValueError(f"speed must be a number > 0 (math.inf for no waiting), not {speed!r}")
+        if max_gap is not None and not max_gap >= 0:
+            raise ValueError(f"max_gap must be None or >= 0 seconds, not {max_gap!r}")
+        self.tape = tape if isinstance(tape, Tape) else open_tape(tape)
+        self.speed = float(speed)
+        self.max_gap = max_gap
+        self.matcher = Matcher(self.tape, match, allow_repeats=allow_repeats)
+
+    def _plan(self, request: Any, body: bytes) -> tuple[Exchange, list[Step]]:
+        exchange = self.matcher.take(ReplayRequest(request.method, str(request.url), body))
+        timeout = (request.extensions.get("timeout") or {}).get("read")
+        return exchange, plan(exchange, speed=self.speed, max_gap=self.max_gap, read_timeout=timeout)
+
+    def _error(self, step: Step, request: Any) -> Exception:
+        """The recorded exception, as the client's own library's class of that name."""
+        lib = self._lib
+        cls = getattr(lib, step.error_type, None)
+        if isinstance(cls, type) and issubclass(cls, lib.TransportError):
+            return cls(step.message, request=request)
+        return lib.ReadError(f"{step.error_type}: {step.message}", request=request)
+
+    def _response(self, exchange: Exchange, steps: list[Step], request: Any, start: float) -> Any:
+        head = exchange.response
+        assert head is not None
+        return self._lib.Response(
+            head.status_code,
+            headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in head.headers],
+            stream=self._stream(self, steps, request, start),
+            extensions={
+                "http_version": head.http_version.encode("ascii"),
+                "reason_phrase": head.reason.encode("latin-1"),
+            },
+        )
+
+
+class ReplayStreamMixin:
+    """Delivers a planned exchange's chunks at their deadlines, then its end or error."""
+
+    def __init__(self, transport: _ReplayBase, steps: list[Step], request: Any, start: float) -> None:
+        self._transport, self._steps, self._request, self._start = transport, steps, request, start
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for step in self._steps:
+            if self._closed:
+                return
+            _sleep_until(self._start + step.at)
+            if step.kind == "chunk":
+                yield step.data
+            elif step.kind == "error":
+                raise self._transport._error(step, self._request)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class AsyncReplayStreamMixin(ReplayStreamMixin):
+    """The async twin: waits on the event loop, never blocking it."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for step in self._steps:
+            if self._closed:
+                return
+            await _async_sleep_until(self._start + step.at)
+            if step.kind == "chunk":
+                yield step.data
+            elif step.kind == "error":
+                raise self._transport._error(step, self._request)
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+class ReplayTransportMixin(_ReplayBase):
+    """``handle_request`` for sync clients."""
+
+    def handle_request(self, request: Any) -> Any:
+        start = time.perf_counter()
+        exchange, steps = self._plan(request, request.read())
+        first = steps[0]
+        _sleep_until(start + first.at)
+        if first.kind == "error":
+            raise self._error(first, request)
+        return self._response(exchange, steps[1:], request, start)
+
+
+class AsyncReplayTransportMixin(_ReplayBase):
+    """``handle_async_request`` for async clients."""
+
+    async def handle_async_request(self, request: Any) -> Any:
+        start = time.perf_counter()
+        exchange, steps = self._plan(request, await request.aread())
+        first = steps[0]
+        await _async_sleep_until(start + first.at)
+        if first.kind == "error":
+            raise self._error(first, request)
+        return self._response(exchange, steps[1:], request, start)

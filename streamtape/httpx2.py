@@ -11,11 +11,15 @@ import httpx2 as _lib
 from ._shells import (
     AsyncRecordingStreamMixin,
     AsyncRecordingTransportMixin,
+    AsyncReplayStreamMixin,
+    AsyncReplayTransportMixin,
     RecordingStreamMixin,
     RecordingTransportMixin,
+    ReplayStreamMixin,
+    ReplayTransportMixin,
 )
 
-__all__ = ["AsyncRecordingTransport", "RecordingTransport"]
+__all__ = ["AsyncRecordingTransport", "AsyncReplayTransport", "RecordingTransport", "ReplayTransport"]
 
 
 class _RecordingStream(RecordingStreamMixin, _lib.SyncByteStream):
@@ -38,3 +42,25 @@ class AsyncRecordingTransport(AsyncRecordingTransportMixin, _lib.AsyncBaseTransp
 
     _default_transport = _lib.AsyncHTTPTransport
     _stream = _AsyncRecordingStream
+
+
+class _ReplayStream(ReplayStreamMixin, _lib.SyncByteStream):
+    pass
+
+
+class _AsyncReplayStream(AsyncReplayStreamMixin, _lib.AsyncByteStream):
+    pass
+
+
+class ReplayTransport(ReplayTransportMixin, _lib.BaseTransport):
+    """Answers a sync ``httpx2.Client`` from a tape: same bytes, same boundaries, same errors, same pace."""
+
+    _lib = _lib
+    _stream = _ReplayStream
+
+
+class AsyncReplayTransport(AsyncReplayTransportMixin, _lib.AsyncBaseTransport):
+    """Answers an ``httpx2.AsyncClient`` from a tape, waiting on the event loop."""
+
+    _lib = _lib
+    _stream = _AsyncReplayStream

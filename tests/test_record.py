@@ -366,6 +366,18 @@ def test_secrets_in_query_and_headers_never_reach_the_tape(
     assert headers["x-custom-secret"] == "XSECRET"  # not a default name
 
 
+def test_password_in_url_userinfo_never_reaches_the_tape(emulator: Emulator, tmp_path: Path) -> None:
+    """httpx turns ``user:password@`` into a Basic Authorization header, which is redacted; the URL is too."""
+    path = tmp_path / "run.tape"
+    url = (emulator.url(events=2) + CHAT_PATH).replace("http://", "http://alice:USECRET@")
+    got = stream(SHELL_LIST[0], url, tape=path)
+    assert got.error is None and got.body == b"".join(events(events=2))
+    exchange = only_exchange(path)
+    assert dict(exchange.request.headers)["Authorization"].startswith("Basic REDACTED:")
+    assert "USECRET" not in exchange.request.url, exchange.request.url
+    assert b"USECRET" not in decompressed(path)
+
+
 def test_redact_false_keeps_the_secrets(emulator: Emulator, tmp_path: Path) -> None:
     path = tmp_path / "run.tape"
     _secret_request(SHELL_LIST[0], emulator, path, redact=False)
@@ -435,6 +447,18 @@ def test_recording_into_a_file_that_is_not_a_tape_leaves_it_untouched(
     assert errors and str(path) in errors[0].getMessage()
 
 
+@pytest.mark.parametrize("where", ["missing-dir/run.tape", "a-directory"])
+def test_unwritable_tape_path_logs_an_error_and_traffic_goes_through(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    (tmp_path / "a-directory").mkdir()
+    with caplog.at_level(logging.ERROR, logger="streamtape"):
+        got = stream(SHELL_LIST[2], emulator.url(events=3) + CHAT_PATH, tape=tmp_path / where)
+    assert got.error is None and got.body == b"".join(events(events=3))
+    errors = [r for r in caplog.records if r.name == "streamtape" and r.levelno == logging.ERROR]
+    assert errors and str(tmp_path / where) in errors[0].getMessage()
+
+
 # -- files ----------------------------------------------------------------------------------------
 
 
@@ -459,6 +483,25 @@ def test_recording_twice_into_one_path_appends_a_second_segment(emulator: Emulat
     assert len(tape.segments) == 2
     assert [(e.segment, e.end.outcome) for e in tape.exchanges] == [(0, "complete"), (1, "complete")]
     assert [e.body for e in tape.exchanges] == [first.body, second.body]
+
+
+def test_two_clients_recording_to_one_path_share_one_segment(emulator: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "run.tape"
+    url = emulator.url(events=2) + CHAT_PATH
+    first = httpx.Client(transport=streamtape.httpx.RecordingTransport(path))
+    second = httpx2.Client(transport=streamtape.httpx2.RecordingTransport(path))
+    try:
+        bodies = [first.post(url, content=CHAT_BODY).content, second.post(url, content=CHAT_BODY).content]
+        first.close()  # the other client still records into the same open tape
+        bodies.append(second.post(url, content=CHAT_BODY).content)
+    finally:
+        first.close()
+        second.close()
+    tape = streamtape.open_tape(path)
+    assert len(tape.segments) == 1 and not tape.incomplete
+    assert [e.id for e in tape.exchanges] == [1, 2, 3]
+    assert [e.body for e in tape.exchanges] == bodies
+    assert all(e.end.outcome == "complete" for e in tape.exchanges)
 
 
 _KILLED_CHILD = """
@@ -501,6 +544,13 @@ def test_process_killed_mid_stream_leaves_an_incomplete_tape_with_what_it_receiv
     assert exchange.response is not None and exchange.response.status_code == 200
     assert exchange.body == b"".join(events()[:3])
     assert exchange.end.outcome == "incomplete"
+
+    # The dead process's lock is gone and its tape takes a new segment after what it left.
+    after = stream(SHELL_LIST[0], emulator.url(events=2) + CHAT_PATH, tape=path)
+    tape = streamtape.open_tape(path)
+    assert [(e.segment, e.end.outcome) for e in tape.exchanges] == [(0, "incomplete"), (1, "complete")]
+    assert tape.exchanges[0].body == b"".join(events()[:3])
+    assert tape.exchanges[1].body == after.body
 
 
 # -- concurrency --------------------------------------------------------------------------------------
