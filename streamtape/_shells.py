@@ -28,7 +28,7 @@ RedactOption = bool | Iterable[str] | Redactor
 def _redactor(redact: RedactOption) -> bool | Redactor:
     if isinstance(redact, bool | Redactor):
         return redact
-    names = list(redact)
+    names = [redact] if isinstance(redact, str) else list(redact)
     return Redactor(headers=names, query=names)
 
 

@@ -115,16 +115,23 @@ class Redactor:
     def redact_url(self, url: str) -> str:
         """Fingerprint secret query values; every other byte of the URL stays as it was."""
         parts = urlsplit(url)
-        if not parts.query:
-            return url
-        pieces = parts.query.split("&")
         changed = False
+        if parts.password is not None:  # http://user:secret@host/: the user stays, the password goes
+            userinfo, _, hostport = parts.netloc.rpartition("@")
+            user = userinfo.partition(":")[0]
+            parts = parts._replace(
+                netloc=f"{user}:{self.fingerprint(unquote_plus(parts.password))}@{hostport}"
+            )
+            changed = True
+        pieces = parts.query.split("&") if parts.query else []
         for i, piece in enumerate(pieces):
             name, eq, value = piece.partition("=")
             if eq and unquote_plus(name).lower() in self.query:
                 pieces[i] = f"{name}={self.fingerprint(unquote_plus(value))}"
                 changed = True
-        return urlunsplit(parts._replace(query="&".join(pieces))) if changed else url
+        if not changed:
+            return url
+        return urlunsplit(parts._replace(query="&".join(pieces)) if pieces else parts)
 
 
 def is_redacted(value: str) -> bool:

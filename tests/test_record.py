@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,9 +95,13 @@ def stream(
     redact: Any = True,
     headers: dict[str, Any] | None = None,
     timeout: Any = None,
-    max_pieces: int | None = None,
+    stop_after_first: str | None = None,
 ) -> Received:
-    """POST ``CHAT_BODY`` to ``url`` with ``client.stream`` and read the raw pieces (recording to ``tape``)."""
+    """POST ``CHAT_BODY`` to ``url`` with ``client.stream`` and read the raw pieces (recording to ``tape``).
+
+    ``stop_after_first``: after the first piece, "close" the response while its iterator is still alive,
+    or "break" out of the loop (the iterator is dropped, then the response closed on leaving the block).
+    """
     lib = shell.lib
     got = Received()
     got.transport = shell.recording(tape, redact=redact) if tape is not None else None
@@ -110,9 +115,15 @@ def stream(
                 try:
                     async with client.stream("POST", url, **kwargs) as response:
                         got.response = response
+                        if stop_after_first == "close":
+                            pieces = response.aiter_raw()
+                            got.pieces.append(await pieces.__anext__())
+                            await response.aclose()
+                            await pieces.aclose()
+                            return
                         async for piece in response.aiter_raw():
                             got.pieces.append(piece)
-                            if len(got.pieces) == max_pieces:
+                            if stop_after_first == "break":
                                 break
                 except lib.HTTPError as exc:
                     got.error = exc
@@ -124,9 +135,15 @@ def stream(
         try:
             with client.stream("POST", url, **kwargs) as response:
                 got.response = response
+                if stop_after_first == "close":
+                    pieces = response.iter_raw()
+                    got.pieces.append(next(pieces))
+                    response.close()
+                    pieces.close()
+                    return got
                 for piece in response.iter_raw():
                     got.pieces.append(piece)
-                    if len(got.pieces) == max_pieces:
+                    if stop_after_first == "break":
                         break
         except lib.HTTPError as exc:
             got.error = exc
@@ -244,8 +261,6 @@ def test_non_streamed_request_read_whole_is_recorded_complete(
 def test_gzip_stream_is_recorded_still_compressed_as_the_network_sent_it(
     shell: Shell, emulator: Emulator, tmp_path: Path
 ) -> None:
-    import zlib
-
     got = stream(shell, emulator.url(gzip=True, events=5) + CHAT_PATH, tape=tmp_path / "run.tape")
     assert got.error is None
     exchange = only_exchange(tmp_path / "run.tape")
@@ -284,10 +299,12 @@ def test_stall_past_the_read_timeout_is_recorded_as_read_timeout(
 
 
 @SHELLS
+@pytest.mark.parametrize("how", ["close", "break"])
 def test_client_closing_after_one_chunk_is_recorded_as_client_closed(
-    shell: Shell, emulator: Emulator, tmp_path: Path
+    shell: Shell, emulator: Emulator, tmp_path: Path, how: str
 ) -> None:
-    got = stream(shell, emulator.url(events=12) + CHAT_PATH, tape=tmp_path / "run.tape", max_pieces=1)
+    url = emulator.url(events=12) + CHAT_PATH
+    got = stream(shell, url, tape=tmp_path / "run.tape", stop_after_first=how)
     assert got.error is None and len(got.pieces) == 1
     exchange = only_exchange(tmp_path / "run.tape")
     assert exchange.end.outcome == "client_closed"
@@ -375,6 +392,7 @@ def test_password_in_url_userinfo_never_reaches_the_tape(emulator: Emulator, tmp
     exchange = only_exchange(path)
     assert dict(exchange.request.headers)["Authorization"].startswith("Basic REDACTED:")
     assert "USECRET" not in exchange.request.url, exchange.request.url
+    assert f"//alice:{Redactor().fingerprint('USECRET')}@127.0.0.1:" in exchange.request.url  # user kept
     assert b"USECRET" not in decompressed(path)
 
 
@@ -466,10 +484,14 @@ def test_new_tape_is_created_with_mode_0600(emulator: Emulator, tmp_path: Path) 
     path = tmp_path / "run.tape"
     old = os.umask(0)  # so the mode seen is the one the writer asked for, not umask's doing
     try:
-        stream(SHELL_LIST[0], emulator.url(events=2) + CHAT_PATH, tape=path)
+        with httpx.Client(transport=streamtape.httpx.RecordingTransport(path)) as client:
+            client.post(emulator.url(events=2) + CHAT_PATH, content=CHAT_BODY)
+            recording = stat.S_IMODE(path.stat().st_mode)
     finally:
         os.umask(old)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert recording == 0o600  # while the writer has it open
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # and once closed (and compacted)
+    assert only_exchange(path).end.outcome == "complete"
 
 
 def test_recording_twice_into_one_path_appends_a_second_segment(emulator: Emulator, tmp_path: Path) -> None:
@@ -578,6 +600,8 @@ def test_concurrent_streams_on_one_async_transport_get_their_own_exchanges(
     for exchange in tape.exchanges:
         pieces = received[exchange.request.url]
         assert [c.data for c in exchange.chunks] == pieces
+        times = [c.t_ns for c in exchange.chunks]
+        assert times == sorted(times)
         assert exchange.end.outcome == "complete"
     for n, url in zip((3, 5, 7), urls, strict=True):
         assert b"".join(received[url]) == b"".join(events(events=n, pace_ms=3, seed=n))

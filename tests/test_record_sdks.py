@@ -141,7 +141,13 @@ def test_openai_async_drains_after_done_so_the_tape_ends_complete(emulator: Emul
 
 
 def anthropic_message(
-    emulator: Emulator, tape: Path, *, is_async: bool, api_key: str = "sk-test", max_retries: int = 0, **knobs: Any
+    emulator: Emulator,
+    tape: Path,
+    *,
+    is_async: bool,
+    api_key: str = "sk-test",
+    max_retries: int = 0,
+    **knobs: Any,
 ) -> anthropic.types.Message:
     request = {"model": "claude-test", "max_tokens": 100, "messages": MESSAGES}
     if not is_async:
