@@ -252,10 +252,12 @@ class ReplayStreamMixin:
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
+        start, now = self._start, time.perf_counter
         for step in self._steps:
             if self._closed:
                 return
-            _sleep_until(self._start + step.at)
+            if step.at and start + step.at > now():
+                _sleep_until(start + step.at)
             if step.kind == "chunk":
                 yield step.data
             elif step.kind == "error":
@@ -269,10 +271,12 @@ class AsyncReplayStreamMixin(ReplayStreamMixin):
     """The async twin: waits on the event loop, never blocking it."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        start, now = self._start, time.perf_counter
         for step in self._steps:
             if self._closed:
                 return
-            await _async_sleep_until(self._start + step.at)
+            if step.at and start + step.at > now():
+                await _async_sleep_until(start + step.at)
             if step.kind == "chunk":
                 yield step.data
             elif step.kind == "error":

@@ -6,6 +6,7 @@ a recording transport in its HTTP client, and shows what the tape holds.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -17,8 +18,8 @@ from .tape import open_tape
 Echo = Callable[[str], None]
 
 
-def record_openai_stream(path: str, emulator: Emulator, **knobs: object) -> str:
-    """Stream one chat completion through the OpenAI SDK, recording it to ``path``; return the SDK's text."""
+def openai_chat_text(base_url: str, transport: object) -> str:
+    """Stream one chat completion through the OpenAI SDK over ``transport``; return the SDK's text."""
     try:
         import httpx2
         import openai
@@ -26,13 +27,10 @@ def record_openai_stream(path: str, emulator: Emulator, **knobs: object) -> str:
         raise SystemExit(
             f"streamtape demo needs the OpenAI SDK ({exc.name} is missing): pip install 'streamtape[demo]'"
         ) from None
-    from .httpx2 import RecordingTransport
-
-    transport = RecordingTransport(path, meta={"demo": True})
     client = openai.OpenAI(
         api_key="sk-demo-not-a-real-key",
-        base_url=emulator.url(**knobs) + "/v1",
-        http_client=httpx2.Client(transport=transport),
+        base_url=base_url,
+        http_client=httpx2.Client(transport=transport),  # type: ignore[arg-type]
         max_retries=0,
     )
     with client:
@@ -45,22 +43,36 @@ def record_openai_stream(path: str, emulator: Emulator, **knobs: object) -> str:
         return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
+def _preview(text: str) -> str:
+    return f"{text[:60]!r}{'...' if len(text) > 60 else ''}"
+
+
 def run_demo(path: str | None, echo: Echo = print) -> str:
     """Run the demo; returns the tape's path (kept, so the user can look at it afterwards)."""
+    from .cli import info_lines
+    from .httpx2 import RecordingTransport, ReplayTransport
+
     if path is None:
         path = os.path.join(tempfile.mkdtemp(prefix="streamtape-demo-"), "demo.tape")
     with Emulator() as emulator:
         echo(f"emulator  listening on {emulator.url()} (OpenAI Chat Completions wire format)")
+        base_url = emulator.url(events=40, pace_ms=15, split_utf8=True) + "/v1"
         started = time.perf_counter()
-        text = record_openai_stream(path, emulator, events=40, pace_ms=15, split_utf8=True)
+        text = openai_chat_text(base_url, RecordingTransport(path, meta={"demo": True}))
         elapsed = time.perf_counter() - started
-    echo(f"recorded  {path} in {elapsed * 1000:.0f} ms through the OpenAI SDK")
-    echo(f"text      {text[:72]!r}{'...' if len(text) > 72 else ''}")
+    echo(f"recorded  {path} in {elapsed * 1000:.0f} ms through the OpenAI SDK: {_preview(text)}")
     echo("")
-    from .cli import info_lines
-
-    for line in info_lines(open_tape(path)):
+    tape = open_tape(path)
+    for line in info_lines(tape):
         echo(line)
+    echo("")
+    echo("emulator  stopped: the replays below touch no network")
+    for label, speed in (("instantly", math.inf), ("at 10x", 10.0)):
+        started = time.perf_counter()
+        again = openai_chat_text(base_url, ReplayTransport(tape, speed=speed))
+        elapsed = time.perf_counter() - started
+        verdict = "the same text" if again == text else "A DIFFERENT TEXT"
+        echo(f"replayed  {label:<9} in {elapsed * 1000:6.1f} ms through the OpenAI SDK: {verdict}")
     echo("")
     echo(f"next      streamtape cat {path} | head")
     return path

@@ -19,7 +19,7 @@ from .tape import Exchange
 StepKind = Literal["head", "chunk", "error", "end"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Step:
     kind: StepKind
     at: float
