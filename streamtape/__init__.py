@@ -7,13 +7,18 @@
 """
 
 from ._version import __version__
+from .compare import Comparison, compare
+from .diagnose import Diagnostics, diagnose
 from .errors import CorruptTapeError, NotATapeError, TapeError, TapeLimitError, TapeVersionError
+from .matching import TapeMismatch
 from .records import Chunk, End, Header, Request, Response
 from .tape import Exchange, Tape, iter_records, open_tape
 
 __all__ = [
     "Chunk",
+    "Comparison",
     "CorruptTapeError",
+    "Diagnostics",
     "End",
     "Exchange",
     "Header",
@@ -23,8 +28,11 @@ __all__ = [
     "Tape",
     "TapeError",
     "TapeLimitError",
+    "TapeMismatch",
     "TapeVersionError",
     "__version__",
+    "compare",
+    "diagnose",
     "iter_records",
     "open_tape",
 ]

@@ -74,5 +74,14 @@ def run_demo(path: str | None, echo: Echo = print) -> str:
         verdict = "the same text" if again == text else "A DIFFERENT TEXT"
         echo(f"replayed  {label:<9} in {elapsed * 1000:6.1f} ms through the OpenAI SDK: {verdict}")
     echo("")
-    echo(f"next      streamtape cat {path} | head")
+    from .cli import diagnosis_lines
+    from .diagnose import diagnose
+
+    exchange = tape.exchanges[0]
+    for line in diagnosis_lines(0, exchange, diagnose(exchange), colour=False):
+        echo(line)
+    echo("")
+    echo(
+        f"next      streamtape diagnose {path}; streamtape play {path} --speed 2; streamtape cat {path} | head"
+    )
     return path

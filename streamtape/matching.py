@@ -47,7 +47,15 @@ def _query(url: str) -> list[tuple[str, str | None]]:
 
 def _same_url(live: str, recorded: str) -> bool:
     a, b = urlsplit(live), urlsplit(recorded)
-    if (a.scheme, a.netloc, a.path) != (b.scheme, b.netloc, b.path):
+    if (a.scheme, a.hostname, a.port, a.username, a.path) != (
+        b.scheme,
+        b.hostname,
+        b.port,
+        b.username,
+        b.path,
+    ):
+        return False
+    if b.password is not None and not is_redacted(b.password) and a.password != b.password:
         return False
     qa, qb = _query(live), _query(recorded)
     return len(qa) == len(qb) and all(

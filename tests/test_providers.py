@@ -1,0 +1,648 @@
+"""The provider assemblers against what the official SDKs assemble from the same recorded bytes.
+
+Each test records a stream from the real emulator through an SDK (``openai``, ``anthropic``, on ``httpx2``)
+with streamtape's recording transport, lets the SDK assemble it, then decodes the tape's chunks with
+``streamtape.sse`` and checks that ``streamtape.providers`` assembled the same text, tool calls, stop reason
+and usage. The hostile-input tests feed hand-made and generated events: nothing may raise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import streamtape
+import streamtape.httpx2
+from streamtape.emulator import Emulator, Scenario, expected_text, expected_tool_calls
+from streamtape.providers import (
+    ANTHROPIC,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    PROVIDERS,
+    Assembly,
+    ToolCall,
+    assemble_events,
+    assemble_json,
+    detect,
+    new_assembler,
+)
+from streamtape.sse import Event, decode
+
+pytestmark = pytest.mark.timeout(30)
+
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+UNICODE = {"events": 8, "unicode": True, "split_utf8": True}
+
+
+# -- recording through the SDKs ---------------------------------------------------------------------
+
+
+@contextmanager
+def openai_client(emulator: Emulator, tape: Path, **knobs: Any) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        http_client=httpx2.Client(transport=streamtape.httpx2.RecordingTransport(tape)),
+        base_url=emulator.url(**knobs) + "/v1",
+        api_key="sk-test",
+        max_retries=0,
+        timeout=5,
+    ) as client:
+        yield client
+
+
+@contextmanager
+def anthropic_client(emulator: Emulator, tape: Path, **knobs: Any) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(
+        http_client=httpx2.Client(transport=streamtape.httpx2.RecordingTransport(tape)),
+        base_url=emulator.url(**knobs),
+        api_key="sk-test",
+        max_retries=0,
+        timeout=5,
+    ) as client:
+        yield client
+
+
+def recorded(tape: Path) -> streamtape.Exchange:
+    exchanges = streamtape.open_tape(tape).exchanges
+    assert len(exchanges) == 1, exchanges
+    return exchanges[0]
+
+
+def events_of(exchange: streamtape.Exchange) -> list[Event]:
+    events, _ = decode([(c.t_ns, c.data) for c in exchange.chunks])
+    return events
+
+
+def assembled(tape: Path, provider: str) -> tuple[Assembly, streamtape.Exchange, list[Event]]:
+    exchange = recorded(tape)
+    events = events_of(exchange)
+    return assemble_events(provider, events), exchange, events
+
+
+def content_type(exchange: streamtape.Exchange) -> str | None:
+    assert exchange.response is not None
+    return next((v for n, v in exchange.response.headers if n.lower() == "content-type"), None)
+
+
+def assert_clean_stream(assembly: Assembly, events: list[Event], provider: str, model: str) -> None:
+    assert assembly.provider == provider
+    assert assembly.terminal
+    assert assembly.errors == [] and assembly.problems == []
+    assert assembly.events == len(events)
+    assert assembly.model == model
+    assert assembly.first_token_t_ns is not None
+    assert events[0].t_ns <= assembly.first_token_t_ns <= events[-1].t_ns
+
+
+def same_calls(calls: list[ToolCall], expected: list[tuple[str, str, Any]]) -> None:
+    """``calls`` are (id, name, parsed arguments) ``expected``, indexed 0..n-1, all valid JSON."""
+    assert [(c.id, c.name, c.parsed) for c in calls] == expected
+    assert [c.index for c in calls] == list(range(len(expected)))
+    assert all(c.valid_json for c in calls)
+
+
+# -- OpenAI Chat Completions --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("include_usage", [False, True], ids=["no-usage", "include-usage"])
+def test_openai_chat_text_split_utf8_matches_the_sdk(
+    emulator: Emulator, tmp_path: Path, include_usage: bool
+) -> None:
+    options: Any = {"include_usage": True} if include_usage else openai.omit
+    with (
+        openai_client(emulator, tmp_path / "t.tape", **UNICODE) as client,
+        client.chat.completions.stream(model="gpt-test", messages=MESSAGES, stream_options=options) as stream,
+    ):
+        completion = stream.get_final_completion()
+    assembly, exchange, events = assembled(tmp_path / "t.tape", OPENAI_CHAT)
+    _, hazards = decode([(c.t_ns, c.data) for c in exchange.chunks])
+    assert hazards.split_utf8 > 0  # the bytes really did split inside characters
+
+    choice = completion.choices[0]
+    assert assembly.text == choice.message.content == expected_text(Scenario(**UNICODE))
+    assert assembly.finish_reason == choice.finish_reason == "stop"
+    assert assembly.refusal == "" and assembly.tool_calls == []
+    assert assembly.content_events == UNICODE["events"]
+    assert_clean_stream(assembly, events, OPENAI_CHAT, "gpt-test")
+    if include_usage:
+        assert completion.usage is not None and assembly.usage is not None
+        assert assembly.usage == completion.usage.model_dump(exclude_unset=True)
+        assert assembly.usage["completion_tokens"] == UNICODE["events"]
+    else:
+        assert assembly.usage is None is completion.usage
+
+
+@pytest.mark.parametrize("tools", [1, 2])
+def test_openai_chat_tool_calls_match_the_sdk(emulator: Emulator, tmp_path: Path, tools: int) -> None:
+    with (
+        openai_client(emulator, tmp_path / "t.tape", tools=tools, unicode=True) as client,
+        client.chat.completions.stream(model="gpt-test", messages=MESSAGES) as stream,
+    ):
+        completion = stream.get_final_completion()
+    assembly, _, events = assembled(tmp_path / "t.tape", OPENAI_CHAT)
+
+    sdk_calls = completion.choices[0].message.tool_calls or []
+    assert len(sdk_calls) == tools
+    same_calls(
+        assembly.tool_calls,
+        [(c.id, c.function.name, json.loads(c.function.arguments)) for c in sdk_calls],
+    )
+    assert [c.arguments for c in assembly.tool_calls] == [c.function.arguments for c in sdk_calls]
+    expected = expected_tool_calls(Scenario(tools=tools, unicode=True))
+    assert [(c.name, c.parsed) for c in assembly.tool_calls] == expected
+    assert assembly.finish_reason == completion.choices[0].finish_reason == "tool_calls"
+    assert assembly.text == ""
+    # every argument fragment is its own event, and each counts as content
+    assert assembly.content_events > 4 * tools
+    assert_clean_stream(assembly, events, OPENAI_CHAT, "gpt-test")
+
+
+def test_openai_chat_without_done_is_not_terminal(emulator: Emulator, tmp_path: Path) -> None:
+    with openai_client(emulator, tmp_path / "t.tape", events=5, drop_final=True) as client:
+        chunks = list(client.chat.completions.create(model="gpt-test", messages=MESSAGES, stream=True))
+    assembly, _, _ = assembled(tmp_path / "t.tape", OPENAI_CHAT)
+    assert assembly.text == "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert assembly.text == expected_text(Scenario(events=5))
+    assert not assembly.terminal
+    assert assembly.finish_reason is None
+    assert all(c.choices[0].finish_reason is None for c in chunks)
+
+
+def test_openai_chat_error_event_is_an_error(emulator: Emulator, tmp_path: Path) -> None:
+    seen: list[str] = []
+    with (
+        openai_client(emulator, tmp_path / "t.tape", events=6, error_at=4) as client,
+        pytest.raises(openai.APIError) as raised,
+    ):
+        for chunk in client.chat.completions.create(model="gpt-test", messages=MESSAGES, stream=True):
+            seen.append(chunk.choices[0].delta.content or "")
+    assembly, _, _ = assembled(tmp_path / "t.tape", OPENAI_CHAT)
+    assert assembly.errors == [f"server_error: {raised.value.message}"]
+    assert not assembly.terminal and assembly.finish_reason is None
+    assert assembly.text == "".join(seen) != ""
+    assert expected_text(Scenario(events=6)).startswith(assembly.text)
+
+
+# -- OpenAI Responses ---------------------------------------------------------------------------------
+
+
+def test_openai_responses_text_matches_the_sdk(emulator: Emulator, tmp_path: Path) -> None:
+    with (
+        openai_client(emulator, tmp_path / "t.tape", **UNICODE) as client,
+        client.responses.stream(model="gpt-test", input="hi") as stream,
+    ):
+        response = stream.get_final_response()
+    assembly, _, events = assembled(tmp_path / "t.tape", OPENAI_RESPONSES)
+    assert assembly.text == response.output_text == expected_text(Scenario(**UNICODE))
+    assert assembly.finish_reason == response.status == "completed"
+    assert response.usage is not None
+    assert assembly.usage == response.usage.model_dump(exclude_unset=True)
+    assert assembly.content_events == UNICODE["events"]
+    assert_clean_stream(assembly, events, OPENAI_RESPONSES, "gpt-test")
+
+
+@pytest.mark.parametrize("tools", [1, 2])
+def test_openai_responses_function_calls_match_the_sdk(
+    emulator: Emulator, tmp_path: Path, tools: int
+) -> None:
+    with (
+        openai_client(emulator, tmp_path / "t.tape", tools=tools) as client,
+        client.responses.stream(model="gpt-test", input="hi") as stream,
+    ):
+        response = stream.get_final_response()
+    assembly, _, events = assembled(tmp_path / "t.tape", OPENAI_RESPONSES)
+    sdk_calls = [item for item in response.output if item.type == "function_call"]
+    assert len(sdk_calls) == tools
+    same_calls(assembly.tool_calls, [(c.call_id, c.name, json.loads(c.arguments)) for c in sdk_calls])
+    assert [(c.name, c.parsed) for c in assembly.tool_calls] == expected_tool_calls(Scenario(tools=tools))
+    assert assembly.finish_reason == "completed"
+    assert_clean_stream(assembly, events, OPENAI_RESPONSES, "gpt-test")
+
+
+def test_openai_responses_cut_short_and_error(emulator: Emulator, tmp_path: Path) -> None:
+    with openai_client(emulator, tmp_path / "drop.tape", events=4, drop_final=True) as client:
+        sdk_events = list(client.responses.create(model="gpt-test", input="hi", stream=True))
+    assembly, _, _ = assembled(tmp_path / "drop.tape", OPENAI_RESPONSES)
+    assert sdk_events[-1].type != "response.completed"
+    assert not assembly.terminal and assembly.finish_reason is None and assembly.usage is None
+    assert assembly.text == expected_text(Scenario(events=4))
+
+    with openai_client(emulator, tmp_path / "error.tape", events=4, error_at=6) as client:
+        sdk_events = list(client.responses.create(model="gpt-test", input="hi", stream=True))
+    (error,) = [e for e in sdk_events if e.type == "error"]
+    assembly, _, _ = assembled(tmp_path / "error.tape", OPENAI_RESPONSES)
+    assert assembly.errors == [f"{error.code}: {error.message}"]
+    assert not assembly.terminal
+    assert (
+        assembly.text == "".join(e.delta for e in sdk_events if e.type == "response.output_text.delta") != ""
+    )
+
+
+# -- Anthropic Messages -------------------------------------------------------------------------------
+
+
+def test_anthropic_text_with_pings_matches_the_sdk(emulator: Emulator, tmp_path: Path) -> None:
+    with (
+        anthropic_client(emulator, tmp_path / "t.tape", ping_every=2, **UNICODE) as client,
+        client.messages.stream(model="claude-test", max_tokens=100, messages=MESSAGES) as stream,
+    ):
+        message = stream.get_final_message()
+    assembly, _, events = assembled(tmp_path / "t.tape", ANTHROPIC)
+    assert sum(e.event == "ping" for e in events) > 2
+    assert assembly.text == message.content[0].text == expected_text(Scenario(**UNICODE))
+    assert assembly.finish_reason == message.stop_reason == "end_turn"
+    assert assembly.usage is not None
+    assert assembly.usage["output_tokens"] == message.usage.output_tokens
+    assert assembly.usage["input_tokens"] == message.usage.input_tokens
+    assert assembly.content_events == UNICODE["events"]
+    assert_clean_stream(assembly, events, ANTHROPIC, "claude-test")
+
+
+@pytest.mark.parametrize("tools", [1, 2])
+def test_anthropic_tools_and_thinking_match_the_sdk(emulator: Emulator, tmp_path: Path, tools: int) -> None:
+    with (
+        anthropic_client(
+            emulator, tmp_path / "t.tape", tools=tools, thinking=True, text="On it ✓."
+        ) as client,
+        client.messages.stream(model="claude-test", max_tokens=100, messages=MESSAGES) as stream,
+    ):
+        message = stream.get_final_message()
+    assembly, _, events = assembled(tmp_path / "t.tape", ANTHROPIC)
+    blocks = message.content
+    thinking = [b.thinking for b in blocks if b.type == "thinking"]
+    assert thinking and assembly.thinking == thinking[0] != ""
+    assert assembly.text == "".join(b.text for b in blocks if b.type == "text") == "On it ✓."
+    uses = [b for b in blocks if b.type == "tool_use"]
+    assert len(uses) == tools
+    same_calls(assembly.tool_calls, [(b.id, b.name, b.input) for b in uses])
+    assert [(c.name, c.parsed) for c in assembly.tool_calls] == expected_tool_calls(Scenario(tools=tools))
+    assert assembly.finish_reason == message.stop_reason == "tool_use"
+    assert assembly.usage is not None and assembly.usage["output_tokens"] == message.usage.output_tokens
+    assert_clean_stream(assembly, events, ANTHROPIC, "claude-test")
+    # thinking arrives first, so it is the first token
+    first_thinking = next(e for e in events if '"thinking_delta"' in e.data)
+    assert assembly.first_token_t_ns == first_thinking.t_ns
+
+
+def test_anthropic_without_message_stop_is_not_terminal(emulator: Emulator, tmp_path: Path) -> None:
+    with (
+        anthropic_client(emulator, tmp_path / "t.tape", events=4, drop_final=True) as client,
+        client.messages.stream(model="claude-test", max_tokens=100, messages=MESSAGES) as stream,
+    ):
+        message = stream.get_final_message()
+    assembly, _, _ = assembled(tmp_path / "t.tape", ANTHROPIC)
+    assert not assembly.terminal
+    assert assembly.finish_reason is None is message.stop_reason
+    assert assembly.text == message.content[0].text == expected_text(Scenario(events=4))
+    # the usage of message_start is all there is
+    assert assembly.usage is not None and assembly.usage["output_tokens"] == message.usage.output_tokens == 1
+
+
+def test_anthropic_overloaded_error_event(emulator: Emulator, tmp_path: Path) -> None:
+    with (
+        anthropic_client(emulator, tmp_path / "t.tape", events=6, error_at=5) as client,
+        pytest.raises(anthropic.APIStatusError, match="overloaded_error"),
+        client.messages.stream(model="claude-test", max_tokens=100, messages=MESSAGES) as stream,
+    ):
+        stream.get_final_message()
+    assembly, _, _ = assembled(tmp_path / "t.tape", ANTHROPIC)
+    assert assembly.errors == ["overloaded_error: Overloaded"]
+    assert not assembly.terminal and assembly.finish_reason is None
+    assert assembly.text != "" and expected_text(Scenario(events=6)).startswith(assembly.text)
+
+
+# -- detection and non-streaming responses ------------------------------------------------------------
+
+
+def _stream_once(emulator: Emulator, tape: Path, provider: str, **knobs: Any) -> None:
+    if provider == ANTHROPIC:
+        with (
+            anthropic_client(emulator, tape, **knobs) as client,
+            client.messages.stream(model="claude-test", max_tokens=100, messages=MESSAGES) as stream,
+        ):
+            stream.get_final_message()
+        return
+    with openai_client(emulator, tape, **knobs) as client:
+        if provider == OPENAI_CHAT:
+            options: Any = {"include_usage": True}
+            chunks = client.chat.completions.create(
+                model="gpt-test", messages=MESSAGES, stream=True, stream_options=options
+            )
+            list(chunks)
+        else:
+            list(client.responses.create(model="gpt-test", input="hi", stream=True))
+
+
+@pytest.mark.parametrize("provider", [OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC])
+def test_detect_from_a_recorded_exchange(emulator: Emulator, tmp_path: Path, provider: str) -> None:
+    _stream_once(emulator, tmp_path / "t.tape", provider, events=3)
+    exchange = recorded(tmp_path / "t.tape")
+    events = events_of(exchange)
+    request = exchange.request
+    kind = content_type(exchange)
+    assert kind is not None and kind.startswith("text/event-stream")
+    assert detect(request.url, request.body, kind, events[:5]) == provider
+    # behind a proxy whose path says nothing, the events tell
+    assert detect("https://gateway.internal/llm", b"{}", kind, events[:5]) == provider
+    assert detect("https://gateway.internal/llm", b"{}", kind, []) == "unknown"
+
+
+@pytest.mark.parametrize("provider", [OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC])
+def test_assemble_json_equals_the_streamed_assembly(
+    emulator: Emulator, tmp_path: Path, provider: str
+) -> None:
+    knobs: dict[str, Any] = {"events": 6, "tools": 1, "text": "Let me check ✓.", "seed": 5}
+    _stream_once(emulator, tmp_path / "stream.tape", provider, **knobs)
+    streamed, _, _ = assembled(tmp_path / "stream.tape", provider)
+
+    path = tmp_path / "json.tape"
+    if provider == ANTHROPIC:
+        with anthropic_client(emulator, path, **knobs) as client:
+            message = client.messages.create(
+                model="claude-test", max_tokens=100, messages=MESSAGES, stream=False
+            )
+        sdk_text = "".join(b.text for b in message.content if b.type == "text")
+        sdk_calls = [(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"]
+    elif provider == OPENAI_CHAT:
+        with openai_client(emulator, path, **knobs) as client:
+            completion = client.chat.completions.create(model="gpt-test", messages=MESSAGES, stream=False)
+        sdk_text = completion.choices[0].message.content
+        tool_calls = completion.choices[0].message.tool_calls or []
+        sdk_calls = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in tool_calls]
+    else:
+        with openai_client(emulator, path, **knobs) as client:
+            response = client.responses.create(model="gpt-test", input="hi", stream=False)
+        sdk_text = response.output_text
+        sdk_calls = [
+            (c.call_id, c.name, json.loads(c.arguments)) for c in response.output if c.type == "function_call"
+        ]
+    exchange = recorded(path)
+    assert json.loads(exchange.request.body)["stream"] is False
+    kind = content_type(exchange)
+    assert kind == "application/json"
+    assert detect("https://gateway.internal/llm", b"{}", kind, [], response_body=exchange.body) == provider
+
+    plain = assemble_json(provider, exchange.body)
+    assert plain.text == streamed.text == sdk_text == "Let me check ✓."
+    same_calls(plain.tool_calls, sdk_calls)
+    assert [(c.id, c.name, c.parsed) for c in plain.tool_calls] == [
+        (c.id, c.name, c.parsed) for c in streamed.tool_calls
+    ]
+    assert plain.finish_reason == streamed.finish_reason
+    assert plain.usage is not None and plain.usage == streamed.usage
+    assert plain.terminal and plain.errors == [] and plain.problems == []
+    assert (plain.events, plain.content_events, plain.first_token_t_ns) == (0, 0, None)
+    assert plain.model == streamed.model
+
+
+# -- hostile input: never an exception ----------------------------------------------------------------
+
+
+def ev(data: str, event: str = "message", t_ns: int = 0) -> Event:
+    return Event(event, data, "", None, t_ns, 0, 0)
+
+
+def chat_chunk(**delta: Any) -> Event:
+    return ev(json.dumps({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}))
+
+
+def test_openai_chat_hostile_events_are_problems_not_exceptions() -> None:
+    events = [
+        ev("{not json"),
+        ev('{"choices": "a string"}'),
+        ev('{"choices": [1, {"index": 0, "delta": []}, {"index": 0, "delta": {"content": 7}}]}'),
+        ev('{"choices": [{"index": 0, "delta": {"tool_calls": [{"index": "0"}, "x", {"function": 3}]}}]}'),
+        ev('{"choices": [{"index": 0, "delta": {"tool_calls": {"index": 0}}}]}'),
+        ev("[1, 2, 3]"),
+        ev("[" * 100_000),
+        chat_chunk(content="Hel"),
+        ev('{"choices": [{"index": 1, "delta": {"content": "other choice"}}]}'),
+        ev('{"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]}'),
+        ev("[DONE]"),
+        chat_chunk(content=" after done"),
+        ev("[DONE]"),
+    ]
+    assembly = assemble_events(OPENAI_CHAT, events)
+    assert assembly.text == "Hello"  # choice 1 and everything after [DONE] are not assembled
+    assert assembly.terminal and assembly.finish_reason == "stop"
+    assert assembly.events == len(events)
+    assert assembly.content_events == 2
+    assert len(assembly.problems) >= 8
+    assert "2 events after [DONE] (not assembled)" in assembly.problems
+    assert assembly.errors == []
+
+
+def test_openai_chat_tool_call_fragments_by_index_and_error_objects() -> None:
+    events = [
+        chat_chunk(
+            tool_calls=[{"index": 1, "id": "call_b", "function": {"name": "second", "arguments": ""}}]
+        ),
+        chat_chunk(
+            tool_calls=[{"index": 0, "id": "call_a", "function": {"name": "first", "arguments": '{"a"'}}]
+        ),
+        chat_chunk(tool_calls=[{"index": 1, "function": {"arguments": "{}"}}]),
+        chat_chunk(tool_calls=[{"index": 0, "id": "call_a", "function": {"arguments": ": 1}"}}]),
+        chat_chunk(refusal="I can't"),
+        ev('{"error": {"message": "boom", "type": "server_error"}}'),
+        ev('{"error": "plain"}'),
+        ev('{"error": null, "choices": []}'),
+    ]
+    assembly = assemble_events(OPENAI_CHAT, events)
+    assert [c.as_dict() for c in assembly.tool_calls] == [
+        {"id": "call_a", "name": "first", "arguments": '{"a": 1}', "valid_json": True},
+        {"id": "call_b", "name": "second", "arguments": "{}", "valid_json": True},
+    ]
+    assert assembly.refusal == "I can't"
+    assert assembly.errors == ["server_error: boom", "error: plain"]
+    assert not assembly.terminal
+
+
+def test_anthropic_hostile_and_edge_events() -> None:
+    def named(name: str, body: Any) -> Event:
+        return ev(json.dumps(body), name)
+
+    events = [
+        named("message_start", {"type": "message_start", "message": ["not", "a", "dict"]}),
+        named("content_block_start", {"type": "content_block_start", "index": "0", "content_block": {}}),
+        named("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": None}),
+        # a text delta for a block that never started is kept, and noted
+        named("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        # a tool without arguments: its one partial_json piece is ""
+        named("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}}}),
+        named("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        named("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "wrong block"}}),
+        named("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "x"}}),
+        named("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "brand_new_delta"}}),
+        named("something_new", {"type": "something_new"}),
+        ev("[DONE]"),
+        ev("not json at all", "error"),
+        named("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        named("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9, "input_tokens": None}}),
+        named("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    assembly = assemble_events(ANTHROPIC, events)
+    assert assembly.text == "Hi"
+    (call,) = assembly.tool_calls
+    assert (call.id, call.name, call.arguments, call.valid_json, call.parsed) == (
+        "toolu_1",
+        "now",
+        "",
+        True,
+        {},
+    )
+    assert assembly.errors == ["error: not json at all", "overloaded_error: Overloaded"]
+    assert assembly.usage == {"output_tokens": 9}
+    assert assembly.finish_reason == "tool_use" and assembly.terminal
+    assert len(assembly.problems) >= 5
+    assert assembly.events == len(events)
+
+
+def test_openai_responses_hostile_and_done_events() -> None:
+    def typed(body: dict[str, Any]) -> Event:
+        return ev(json.dumps(body), body.get("type", "message"))
+
+    events = [
+        typed({"type": "response.created", "response": "not an object"}),
+        typed({"type": "response.output_text.delta", "output_index": "0", "delta": "x"}),
+        typed({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": 5}),
+        typed({"type": "response.output_item.added", "output_index": 0, "item": {"id": "msg_1", "type": "message"}}),
+        typed({"type": "response.output_text.delta", "item_id": "msg_1", "content_index": 0, "delta": "Hel"}),
+        typed({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": "l"}),
+        # the .done text is the final word: it replaces the deltas, and the difference is noted
+        typed({"type": "response.output_text.done", "output_index": 0, "content_index": 0, "text": "Hello"}),
+        typed({"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "{}"}),
+        typed({"type": "response.output_item.added", "output_index": 2, "item": {"type": "function_call", "call_id": "call_2", "name": "f", "arguments": ""}}),
+        typed({"type": "response.function_call_arguments.delta", "output_index": 2, "delta": '{"q":'}),
+        typed({"type": "response.function_call_arguments.done", "output_index": 2, "arguments": '{"q":1}'}),
+        typed({"type": "response.reasoning_summary_text.delta", "output_index": 3, "summary_index": 0, "delta": "hmm"}),
+        typed({"type": "response.web_search_call.searching", "output_index": 4}),
+        typed({"type": "error", "code": "server_error", "message": "oops"}),
+        typed({"type": "error", "error": {"type": "invalid_request_error", "message": "nested"}}),
+        typed({"type": "response.incomplete", "response": {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}, "usage": {"output_tokens": 3}}}),
+    ]  # fmt: skip
+    assembly = assemble_events(OPENAI_RESPONSES, events)
+    assert assembly.text == "Hello"
+    assert assembly.thinking == "hmm"
+    assert [(c.index, c.id, c.name, c.arguments) for c in assembly.tool_calls] == [
+        (0, "", "", "{}"),
+        (1, "call_2", "f", '{"q":1}'),
+    ]
+    assert assembly.errors == ["server_error: oops", "invalid_request_error: nested"]
+    assert assembly.terminal and assembly.finish_reason == "max_output_tokens"
+    assert assembly.usage == {"output_tokens": 3}
+    assert any("differs from its deltas" in p for p in assembly.problems)
+    assert any("before its output_item.added" in p for p in assembly.problems)
+    assert assembly.content_events == 6
+
+
+def test_ten_thousand_events_and_unknown_formats() -> None:
+    chat = [chat_chunk(content="x") for _ in range(10_000)] + [ev("[DONE]")]
+    assembly = assemble_events(OPENAI_CHAT, chat)
+    assert assembly.text == "x" * 10_000 and assembly.content_events == 10_000 and assembly.terminal
+
+    garbage = [ev(f"junk {i}") for i in range(10_000)]
+    for provider in (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC):
+        result = assemble_events(provider, garbage)
+        assert result.events == 10_000 and result.text == ""
+        assert len(result.problems) == 101 and result.problems[-1] == "9900 more problems not listed"
+
+    unknown = assemble_events("unknown", chat)
+    assert (unknown.provider, unknown.events, unknown.text, unknown.terminal) == (
+        "unknown",
+        10_001,
+        "",
+        False,
+    )
+    assert detect("http://example.test/v1/embeddings", b"\xff", None, garbage) == "unknown"
+    assert assemble_json("unknown", b"{}").text == ""
+    with pytest.raises(ValueError, match="unknown provider 'gemini'"):
+        assemble_events("gemini", [])
+
+
+@pytest.mark.parametrize("provider", [OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC])
+def test_assemble_json_hostile_bodies(provider: str) -> None:
+    for body in (
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b'"s"',
+        b"[" * 100_000,
+        b'{"choices": 1, "output": 2, "content": 3}',
+    ):
+        result = assemble_json(provider, body)
+        assert result.text == "" and result.tool_calls == []
+    openai_error = assemble_json(provider, b'{"error": {"message": "Rate limit", "type": "requests"}}')
+    assert openai_error.errors == ["requests: Rate limit"] and not openai_error.terminal
+    claude_error = assemble_json(
+        provider, b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'
+    )
+    assert claude_error.errors == ["overloaded_error: Overloaded"] and not claude_error.terminal
+
+
+def test_tool_call_json_validity() -> None:
+    assert ToolCall(0, "a", "f", "").valid_json and ToolCall(0, "a", "f", "").parsed == {}
+    assert not ToolCall(0, "a", "f", " ").valid_json
+    assert not ToolCall(0, "a", "f", '{"city": "Par').valid_json
+    assert ToolCall(0, "a", "f", '{"city": "Paris"}').parsed == {"city": "Paris"}
+    assert ToolCall(0, "a", "f", "[" * 100_000).parsed is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_names = st.sampled_from(
+    ["type", "index", "delta", "choices", "content", "tool_calls", "function", "arguments", "output_index",
+     "item", "response", "message", "usage", "error", "content_block", "partial_json", "text", "item_id"]
+)  # fmt: skip
+event_names = st.sampled_from(
+    ["message", "error", "ping", "message_start", "content_block_start", "content_block_delta", "message_delta",
+     "message_stop", "response.output_text.delta", "response.output_item.added", "response.completed",
+     "response.function_call_arguments.delta", "response.function_call_arguments.done", "response.output_text.done"]
+)  # fmt: skip
+shaped = st.recursive(
+    json_values,
+    lambda children: (
+        st.dictionaries(field_names | event_names, children, max_size=5) | st.lists(children, max_size=3)
+    ),
+    max_leaves=20,
+)
+hostile_events = st.lists(
+    st.builds(
+        ev,
+        st.one_of(shaped.map(json.dumps), st.text(max_size=20), st.just("[DONE]")),
+        event_names,
+        st.integers(min_value=0, max_value=10**12),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=hostile_events)
+def test_generated_hostile_streams_never_raise(events: list[Event]) -> None:
+    for provider in PROVIDERS:
+        state = new_assembler(provider)
+        for n, event in enumerate(events, 1):
+            state.feed(event)
+            result = state.result()  # at any point
+            assert result.events == n
+        json.dumps(state.result().as_dict())
+        assert state.result().content_events <= len(events)
+    detect("", b"", None, events)
+    for body in events:
+        for provider in PROVIDERS:
+            assemble_json(provider, body.data.encode())
