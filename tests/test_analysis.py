@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+import anthropic
 import httpx2
 import openai
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -212,3 +215,94 @@ def test_play_shows_the_assembled_text_and_how_it_ended(emulator: Emulator, tmp_
 def test_play_rejects_a_speed_of_zero(tmp_path: Path):
     result = CliRunner().invoke(main, ["play", "--speed", "0", "x.tape"])
     assert result.exit_code == 2 and "must be > 0" in result.output
+
+
+# -- diagnose agrees with the official SDKs, reading the same replayed bytes ---------------------------
+def _sdk_text_openai_chat(http: httpx2.Client, base: str) -> tuple[str, list[tuple[str, str]], str | None]:
+    client = openai.OpenAI(api_key="sk-test", base_url=base + "/v1", http_client=http, max_retries=0)
+    with client.chat.completions.stream(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream_options={"include_usage": True}
+    ) as stream:
+        final = stream.get_final_completion()
+    message = final.choices[0].message
+    calls = [(c.function.name, c.function.arguments) for c in message.tool_calls or []]
+    return message.content or "", calls, final.choices[0].finish_reason
+
+
+def _sdk_text_openai_responses(
+    http: httpx2.Client, base: str
+) -> tuple[str, list[tuple[str, str]], str | None]:
+    client = openai.OpenAI(api_key="sk-test", base_url=base + "/v1", http_client=http, max_retries=0)
+    with client.responses.stream(model="gpt-4o", input="hi") as stream:
+        final = stream.get_final_response()
+    calls = [(item.name, item.arguments) for item in final.output if item.type == "function_call"]
+    return final.output_text, calls, final.status
+
+
+def _sdk_text_anthropic(http: httpx2.Client, base: str) -> tuple[str, list[tuple[str, str]], str | None]:
+    client = anthropic.Anthropic(api_key="sk-test", base_url=base, http_client=http, max_retries=0)
+    with client.messages.stream(
+        model="claude-sonnet-5", max_tokens=256, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    text = "".join(b.text for b in final.content if b.type == "text")
+    calls = [
+        (b.name, json.dumps(b.input, separators=(",", ":"))) for b in final.content if b.type == "tool_use"
+    ]
+    return text, calls, final.stop_reason
+
+
+@pytest.mark.parametrize(
+    ("provider", "read"),
+    [
+        ("openai-chat", _sdk_text_openai_chat),
+        ("openai-responses", _sdk_text_openai_responses),
+        ("anthropic", _sdk_text_anthropic),
+    ],
+)
+@pytest.mark.parametrize(
+    "knobs", [{"unicode": True, "split_utf8": True}, {"tools": 2}], ids=["text", "tools"]
+)
+def test_diagnose_agrees_with_the_official_sdk_on_the_same_replay(
+    emulator: Emulator, tmp_path: Path, provider: str, read, knobs: dict
+):
+    path = tmp_path / "t.tape"
+    base = emulator.url(events=12, **knobs)
+    read(httpx2.Client(transport=streamtape.httpx2.RecordingTransport(path)), base)
+    tape = streamtape.open_tape(path)
+    replayed = read(httpx2.Client(transport=streamtape.httpx2.ReplayTransport(tape, speed=math.inf)), base)
+    d = streamtape.diagnose(tape.exchanges[0])
+    assert d.provider == provider
+    assert d.verdict == "complete"
+    text, calls, finish = replayed
+    assert d.text == text
+    assert [(c["name"], json.loads(c["arguments"] or "{}")) for c in d.tool_calls] == [
+        (name, json.loads(args or "{}")) for name, args in calls
+    ]
+    assert all(c["valid_json"] for c in d.tool_calls)
+    assert d.finish_reason == finish
+
+
+def test_stream_compares_equal_to_its_non_streamed_baseline(emulator: Emulator, tmp_path: Path):
+    """The seed's verify_stream_completeness: the same prompt streamed and not streamed."""
+    base = emulator.url(events=20, tools=1) + "/v1"
+    for name, stream in (("stream.tape", True), ("baseline.tape", False)):
+        client = openai.OpenAI(
+            api_key="sk-test",
+            base_url=base,
+            http_client=httpx2.Client(transport=streamtape.httpx2.RecordingTransport(tmp_path / name)),
+            max_retries=0,
+        )
+        with client:
+            result = client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=stream
+            )
+            if stream:
+                for _ in result:
+                    pass
+    streamed = streamtape.open_tape(tmp_path / "stream.tape").exchanges[0]
+    baseline = streamtape.open_tape(tmp_path / "baseline.tape").exchanges[0]
+    assert not streamtape.diagnose(baseline).streamed
+    result = streamtape.compare(streamed, baseline)
+    assert result.equal, [str(d) for d in result.differences]
+    assert result.a.tool_calls and result.a.tool_calls[0]["arguments"] == result.b.tool_calls[0]["arguments"]
