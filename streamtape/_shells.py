@@ -250,12 +250,13 @@ class ReplayStreamMixin:
     def __init__(self, transport: _ReplayBase, steps: list[Step], request: Any, start: float) -> None:
         self._transport, self._steps, self._request, self._start = transport, steps, request, start
         self._closed = False
+        self._next = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        start, now = self._start, time.perf_counter
-        for step in self._steps:
-            if self._closed:
-                return
+        start, now, steps = self._start, time.perf_counter, self._steps
+        while self._next < len(steps) and not self._closed:  # a second pass continues, as a socket would
+            step = steps[self._next]
+            self._next += 1
             if step.at and start + step.at > now():
                 _sleep_until(start + step.at)
             if step.kind == "chunk":
@@ -271,10 +272,10 @@ class AsyncReplayStreamMixin(ReplayStreamMixin):
     """The async twin: waits on the event loop, never blocking it."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        start, now = self._start, time.perf_counter
-        for step in self._steps:
-            if self._closed:
-                return
+        start, now, steps = self._start, time.perf_counter, self._steps
+        while self._next < len(steps) and not self._closed:
+            step = steps[self._next]
+            self._next += 1
             if step.at and start + step.at > now():
                 await _async_sleep_until(start + step.at)
             if step.kind == "chunk":
@@ -310,3 +311,53 @@ class AsyncReplayTransportMixin(_ReplayBase):
         if first.kind == "error":
             raise self._error(first, request)
         return self._response(exchange, steps[1:], request, start)
+
+
+def transports_for(lib: ModuleType, module: str) -> tuple[type, type, type, type]:
+    """The four transport classes for ``lib`` (httpx or httpx2), built on that library's own base classes.
+
+    Clients check ``isinstance`` against their own library's transport and stream classes, so each library
+    needs its own classes; the behaviour is the mixins above, shared.
+    """
+
+    def make(name: str, mixin: type, base: type, doc: str, **attrs: Any) -> type:
+        return type(
+            name, (mixin, base), {"__module__": module, "__qualname__": name, "__doc__": doc, **attrs}
+        )
+
+    lib_name = lib.__name__
+    sync_stream, async_stream = lib.SyncByteStream, lib.AsyncByteStream
+    return (
+        make(
+            "RecordingTransport",
+            RecordingTransportMixin,
+            lib.BaseTransport,
+            f"Records every exchange of a sync ``{lib_name}.Client`` into a tape; the client sees no difference.",
+            _default_transport=lib.HTTPTransport,
+            _stream=make("_RecordingStream", RecordingStreamMixin, sync_stream, ""),
+        ),
+        make(
+            "AsyncRecordingTransport",
+            AsyncRecordingTransportMixin,
+            lib.AsyncBaseTransport,
+            f"Records every exchange of an ``{lib_name}.AsyncClient`` into a tape; the client sees no difference.",
+            _default_transport=lib.AsyncHTTPTransport,
+            _stream=make("_AsyncRecordingStream", AsyncRecordingStreamMixin, async_stream, ""),
+        ),
+        make(
+            "ReplayTransport",
+            ReplayTransportMixin,
+            lib.BaseTransport,
+            f"Answers a sync ``{lib_name}.Client`` from a tape: same bytes, same boundaries, same errors, same pace.",
+            _lib=lib,
+            _stream=make("_ReplayStream", ReplayStreamMixin, sync_stream, ""),
+        ),
+        make(
+            "AsyncReplayTransport",
+            AsyncReplayTransportMixin,
+            lib.AsyncBaseTransport,
+            f"Answers an ``{lib_name}.AsyncClient`` from a tape, waiting on the event loop.",
+            _lib=lib,
+            _stream=make("_AsyncReplayStream", AsyncReplayStreamMixin, async_stream, ""),
+        ),
+    )
