@@ -83,7 +83,7 @@ def test_cat_of_one_exchange():
         ("no-such.tape", "no such file"),
     ],
 )
-@pytest.mark.parametrize("verb", ["info", "cat"])
+@pytest.mark.parametrize("verb", ["info", "cat", "diagnose", "play"])
 def test_bad_tapes_fail_on_one_line_without_a_traceback(verb: str, name: str, message: str):
     result = run(verb, str(VECTORS / name))
     assert result.returncode == 1
@@ -107,3 +107,9 @@ def test_demo_records_a_real_openai_stream_and_shows_it(tmp_path: Path):
     assert "/v1/chat/completions  200  client_closed" in result.stdout  # the SDK stops at [DONE]
     assert tape.stat().st_size > 0
     assert b"sk-demo-not-a-real-key" not in tape.read_bytes()
+
+
+def test_diagnose_names_a_missing_exchange_on_one_line():
+    result = run("diagnose", "-x", "9", str(VECTORS / "complete.tape"))
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("complete.tape: no exchange #9: the tape has 1 (numbered from 0)")
