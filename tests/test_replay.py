@@ -995,3 +995,17 @@ def test_closing_a_paced_replay_early_does_not_wait_for_the_rest(shell: Shell, p
     replayed = fetch(shell, shell.replay(paced.path, speed=1), paced.url, stop="close")
     assert replayed.error is None and replayed.pieces == paced.seen.pieces[:1]
     assert replayed.elapsed < 0.5 * duration(paced.exchange)
+
+
+def test_mismatch_message_never_shows_a_live_secret(tmp_path: Path) -> None:
+    """A request the tape cannot answer is named in the error, with its secrets fingerprinted, not shown."""
+    tape = streamtape.open_tape(Path(__file__).resolve().parents[1] / "spec" / "vectors" / "complete.tape")
+    transport = streamtape.httpx2.ReplayTransport(tape, speed=math.inf)
+    with (
+        httpx2.Client(transport=transport) as client,
+        pytest.raises(streamtape.TapeMismatch) as info,
+    ):
+        client.get("http://alice:PSECRET@127.0.0.1:8000/v1/models?key=QSECRET&limit=5")
+    message = str(info.value)
+    assert "QSECRET" not in message and "PSECRET" not in message
+    assert "key=REDACTED:" in message and "limit=5" in message
