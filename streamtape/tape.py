@@ -6,8 +6,9 @@ records into exchanges. Both raise ``TapeError`` subclasses whose messages name 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 
@@ -111,35 +112,43 @@ class Tape:
     path: str | None = None
     segments: list[Header] = field(default_factory=list)
 
+    def records(self) -> Iterator[Record]:
+        """Every record, each segment's header then its exchanges' records, exchange by exchange."""
+        for segment, header in enumerate(self.segments or [self.header]):
+            yield header
+            for exchange in self.exchanges:
+                if exchange.segment == segment:
+                    yield from exchange.records()
+
     def save(self, path: StrPath) -> None:
         """Write this tape to ``path`` (atomically, mode 0600), grouped by exchange in large frames."""
-        compressor = new_compressor(level=9)
-        target = os.fspath(path)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                buf = bytearray()
-                for segment, header in enumerate(self.segments or [self.header]):
-                    encode_record(header, buf)
-                    for exchange in self.exchanges:
-                        if exchange.segment != segment:
-                            continue
-                        for record in exchange.records():
-                            encode_record(record, buf)
-                            if len(buf) >= _SAVE_FRAME_SIZE:
-                                f.write(compress_frame(compressor, buf))
-                                buf.clear()
-                        if len(buf) >= _SAVE_FRAME_SIZE // 4:
-                            f.write(compress_frame(compressor, buf))
-                            buf.clear()
-                if buf:
+        write_tape(path, self.records())
+
+
+def write_tape(path: StrPath, records: Iterable[Record], *, level: int = 19) -> None:
+    """Write ``records`` as a new tape at ``path`` in frames of up to 4 MiB: atomically (a temporary file
+    renamed over ``path`` once synced), mode 0600."""
+    compressor = new_compressor(level)
+    target = os.fspath(path)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            buf = bytearray()
+            for record in records:
+                encode_record(record, buf)
+                if len(buf) >= _SAVE_FRAME_SIZE:
                     f.write(compress_frame(compressor, buf))
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+                    buf.clear()
+            if buf:
+                f.write(compress_frame(compressor, buf))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def build_tape(records: Iterator[Record] | list[Record], *, path: str | None = None) -> Tape:

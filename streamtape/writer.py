@@ -27,7 +27,7 @@ from ._version import __version__
 from .codec import TapeDecoder, compress_frame, encode_record, new_compressor
 from .errors import TapeError
 from .records import FORMAT_MAJOR, FORMAT_MINOR, MAGIC, Header, Record, Redaction
-from .tape import iter_records
+from .tape import iter_records, write_tape
 
 log = logging.getLogger("streamtape")
 
@@ -215,7 +215,6 @@ class TapeWriter:
 
 
 COMPACT_MAX_SIZE = 64 << 20
-_COMPACT_FRAME = 4 << 20
 
 
 def compact(path: str, *, level: int = 19) -> bool:
@@ -235,26 +234,7 @@ def compact(path: str, *, level: int = 19) -> bool:
         isinstance(r, Header) and tuple(r.version) > (FORMAT_MAJOR, FORMAT_MINOR) for r in records
     ):
         return False
-    compressor = new_compressor(level)
-    tmp = f"{path}.{os.getpid()}.compact"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            buf = bytearray()
-            for record in records:
-                encode_record(record, buf)
-                if len(buf) >= _COMPACT_FRAME:
-                    f.write(compress_frame(compressor, buf))
-                    buf.clear()
-            if buf:
-                f.write(compress_frame(compressor, buf))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_tape(path, records, level=level)
     return True
 
 

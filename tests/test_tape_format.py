@@ -324,7 +324,7 @@ def test_closing_a_writer_compacts_the_tape_without_changing_a_record(tmp_path: 
     assert list(streamtape.iter_records(compacted))[1:] == list(streamtape.iter_records(live))[1:]
     assert compacted.stat().st_size < live.stat().st_size
     assert oct(compacted.stat().st_mode & 0o777) == "0o600"
-    assert not list(tmp_path.glob("*.compact"))
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_writer_flushes_an_open_stream_within_the_interval(tmp_path: Path):
