@@ -17,13 +17,12 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import httpx
 import httpx2
 import msgspec
 import pytest
+from shells import ASYNC_SHELLS, SHELL_LIST, SHELLS, Shell
 
 import streamtape
 import streamtape.httpx
@@ -42,37 +41,6 @@ VECTORS = Path(streamtape.__file__).resolve().parents[1] / "spec" / "vectors"
 
 
 # -- the four shells --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shell:
-    lib: ModuleType
-    adapter: ModuleType
-    is_async: bool
-
-    @property
-    def id(self) -> str:
-        return f"{self.lib.__name__}-{'async' if self.is_async else 'sync'}"
-
-    def recording(self, tape: Path | str, **kwargs: Any) -> Any:
-        cls = self.adapter.AsyncRecordingTransport if self.is_async else self.adapter.RecordingTransport
-        return cls(tape, **kwargs)
-
-    def replay(self, tape: Path | str | streamtape.Tape, **kwargs: Any) -> Any:
-        cls = self.adapter.AsyncReplayTransport if self.is_async else self.adapter.ReplayTransport
-        return cls(tape, **kwargs)
-
-
-SHELL_LIST = [
-    Shell(httpx, streamtape.httpx, False),
-    Shell(httpx, streamtape.httpx, True),
-    Shell(httpx2, streamtape.httpx2, False),
-    Shell(httpx2, streamtape.httpx2, True),
-]
-SHELLS = pytest.mark.parametrize("shell", SHELL_LIST, ids=[s.id for s in SHELL_LIST])
-ASYNC_SHELLS = pytest.mark.parametrize(
-    "shell", [s for s in SHELL_LIST if s.is_async], ids=[s.id for s in SHELL_LIST if s.is_async]
-)
 
 
 # -- what a client sees -----------------------------------------------------------------------------
