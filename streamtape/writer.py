@@ -54,6 +54,7 @@ class TapeWriter:
         self.clock = clock
         self.flush_interval_ns = int(flush_interval * 1e9)
         self.failure: BaseException | None = None
+        self._reported = False
         self._compressor = new_compressor(level)
         self._buf = bytearray()
         self._first_pending = 0
@@ -129,6 +130,8 @@ class TapeWriter:
     def append(self, record: Record) -> None:
         """Buffer one record. Never raises: a failure is logged and recording stops."""
         if self.failure is not None:
+            if not self._reported:  # a failure found where logging was unsafe (a fork): say it now
+                self._report(self.failure)
             return
         try:
             with self._lock:
@@ -163,14 +166,36 @@ class TapeWriter:
     def _fail(self, exc: BaseException) -> None:
         if self.failure is None:
             self.failure = exc
-            log.error(
-                "streamtape: recording to %s failed (%s: %s); the traffic is unaffected, later records are dropped",
-                self.path,
-                type(exc).__name__,
-                exc,
-            )
+            self._report(exc)
         with self._lock:
             self._buf.clear()
+
+    def _report(self, exc: BaseException) -> None:
+        self._reported = True
+        log.error(
+            "streamtape: recording to %s failed (%s: %s); the traffic is unaffected, later records are dropped",
+            self.path,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _forked(self) -> None:
+        """In a child process after ``fork``: this writer's file, lock and buffer belong to the parent.
+
+        Writing from both would interleave two processes' exchanges under one segment's ids, and flush
+        the parent's pending records twice. The child records nothing through it (and says so on first use).
+        """
+        self.failure = TapeError(
+            "this writer was opened before the process forked; create recording clients after the fork, "
+            "or give each process its own tape",
+            path=self.path,
+        )
+        self._reported = False
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._thread = None
 
     # -- background flushing ------------------------------------------------------------------------
     def _ensure_thread(self) -> None:
@@ -245,3 +270,11 @@ _live: weakref.WeakSet[TapeWriter] = weakref.WeakSet()
 def _flush_all() -> None:
     for writer in list(_live):
         writer.close()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_live):
+        writer._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -346,3 +346,27 @@ def test_writer_flushes_an_open_stream_within_the_interval(tmp_path: Path):
     assert tape.exchanges[0].chunks[0].data == b"before the stall"
     assert tape.incomplete and tape.exchanges[0].end.outcome == "incomplete"
     writer.close()
+
+
+def test_a_forked_child_does_not_write_through_its_parents_writer(tmp_path: Path):
+    """gunicorn --preload: a client made before the fork must not interleave two processes in one segment."""
+    path = tmp_path / "fork.tape"
+    writer = TapeWriter(str(path), compact=False)
+    x = writer.next_exchange_id()
+    writer.append(Request(x, writer.now(), "GET", "http://h/parent", [], b""))  # pending in the buffer
+    pid = os.fork()
+    if pid == 0:  # the child: its appends and its close must not reach the file
+        try:
+            writer.append(Request(99, 0, "GET", "http://h/child", [], b""))
+            writer.flush()
+            writer.close()
+            os._exit(0 if isinstance(writer.failure, streamtape.TapeError) else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    writer.append(End(x, 1, "error", "ConnectError", "refused"))
+    writer.flush()
+    writer.close()
+    urls = [r.url for r in streamtape.iter_records(path) if isinstance(r, Request)]
+    assert urls == ["http://h/parent"]  # once: the child neither wrote its own nor re-flushed the parent's
