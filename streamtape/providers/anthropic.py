@@ -57,15 +57,10 @@ class MessagesAssembler:
         if not isinstance(data, str):
             b.problem(f"event {b.events}: data is not text")
             return
-        body, why = j.load(data)
-        if name == "error" and not isinstance(body, dict):
-            b.error("error", data)  # the SDK raises with the raw data as the message
-            return
-        if why is not None:
-            b.problem(f"event {b.events}: invalid JSON ({why}): {j.excerpt(data)}")
-            return
-        if not isinstance(body, dict):
-            b.problem(f"event {b.events}: JSON is a {type(body).__name__}, not an object")
+        body = b.event_object(data, report=name != "error")
+        if body is None:
+            if name == "error":
+                b.error("error", data)  # the SDK raises with the raw data as the message
             return
         kind = "error" if name == "error" else j.text(body, "type") or name
         if self._event(kind, body):

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import _json as j
+
 #: The provider names ``detect`` returns and the assemblers accept.
 OPENAI_CHAT = "openai-chat"
 OPENAI_RESPONSES = "openai-responses"
@@ -129,6 +131,19 @@ class Builder:
             self._errors.append(f"{kind}: {text}")
         else:
             self._dropped_errors += 1
+
+    def event_object(self, data: str, *, report: bool = True) -> dict[str, Any] | None:
+        """An event's data as a JSON object; None (and a problem noted, if ``report``) when it is not one."""
+        value, why = j.load(data)
+        if why is not None:
+            if report:
+                self.problem(f"event {self.events}: invalid JSON ({why}): {j.excerpt(data)}")
+            return None
+        if not isinstance(value, dict):
+            if report:
+                self.problem(f"event {self.events}: JSON is a {type(value).__name__}, not an object")
+            return None
+        return value
 
     def problem(self, message: str) -> None:
         if len(self._problems) < MAX_NOTES:

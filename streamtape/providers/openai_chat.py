@@ -49,12 +49,8 @@ class ChatAssembler:
         if data.startswith(_DONE):  # the SDK's test: `sse.data.startswith("[DONE]")`
             b.terminal = True
             return
-        chunk, why = j.load(data)
-        if why is not None:
-            b.problem(f"event {b.events}: invalid JSON ({why}): {j.excerpt(data)}")
-            return
-        if not isinstance(chunk, dict):
-            b.problem(f"event {b.events}: JSON is a {type(chunk).__name__}, not an object")
+        chunk = b.event_object(data)
+        if chunk is None:
             return
         if chunk.get("error"):
             b.error(*j.error_kind_and_message(chunk["error"]))

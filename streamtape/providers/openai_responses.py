@@ -64,12 +64,8 @@ class ResponsesAssembler:
         if not isinstance(data, str):
             b.problem(f"event {b.events}: data is not text")
             return
-        body, why = j.load(data)
-        if why is not None:
-            b.problem(f"event {b.events}: invalid JSON ({why}): {j.excerpt(data)}")
-            return
-        if not isinstance(body, dict):
-            b.problem(f"event {b.events}: JSON is a {type(body).__name__}, not an object")
+        body = b.event_object(data)
+        if body is None:
             return
         kind = j.text(body, "type") or getattr(event, "event", "")
         if self._event(kind, body):
