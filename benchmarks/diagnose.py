@@ -26,8 +26,8 @@ from openai._streaming import SSEDecoder as OpenAIDecoder
 import streamtape
 from streamtape.emulator import Scenario
 from streamtape.emulator.openai_chat import stream_events
-from streamtape.records import Chunk, End, Request, Response
-from streamtape.tape import Exchange
+from streamtape.format.records import Chunk, End, Request, Response
+from streamtape.model import Exchange
 
 ROUNDS = 7
 
@@ -55,12 +55,9 @@ def build_exchange(events: int) -> Exchange:
             pending = b""
     if pending:
         chunks.append(pending)
-    exchange = Exchange(
-        0, 1, request, Response(1, 1_000, 200, "HTTP/1.1", [("content-type", "text/event-stream")])
-    )
-    exchange.chunks = [Chunk(1, 2_000 + i * 10_000_000, d) for i, d in enumerate(chunks)]
-    exchange._end = End(1, exchange.chunks[-1].t_ns + 1, "complete")
-    return exchange
+    records = [Chunk(1, 2_000 + i * 10_000_000, d) for i, d in enumerate(chunks)]
+    head = Response(1, 1_000, 200, "HTTP/1.1", [("content-type", "text/event-stream")])
+    return Exchange(0, 1, request, head, records, End(1, records[-1].t_ns + 1, "complete"))
 
 
 def main() -> None:

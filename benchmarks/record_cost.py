@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from streamtape.codec import encode_record
 from streamtape.emulator import Scenario
 from streamtape.emulator.openai_chat import stream_events
-from streamtape.recorder import Recorder
-from streamtape.records import Chunk
+from streamtape.format.codec import encode_record
+from streamtape.format.records import Chunk
+from streamtape.record.recorder import Recorder
 
 ROUNDS = 15
 

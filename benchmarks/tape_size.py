@@ -24,7 +24,7 @@ import openai
 import streamtape
 import streamtape.httpx2
 from streamtape.emulator import Emulator
-from streamtape.writer import compact
+from streamtape.storage.writer import compact
 
 PROMPT = [{"role": "user", "content": "Explain, step by step, why streaming responses break behind proxies."}]
 

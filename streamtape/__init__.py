@@ -4,25 +4,42 @@
 >>> tape = streamtape.open_tape("bug-1234.tape")
 >>> tape.exchanges[0].end.outcome
 'error'
+
+The transports live in ``streamtape.httpx`` and ``streamtape.httpx2``.
 """
 
 from ._version import __version__
-from .compare import Comparison, compare
-from .diagnose import Diagnostics, diagnose
-from .errors import CorruptTapeError, NotATapeError, TapeError, TapeLimitError, TapeVersionError
-from .matching import TapeMismatch
-from .records import Chunk, End, Header, Request, Response
-from .tape import Exchange, Tape, iter_records, open_tape
+from .analysis.compare import Comparison, Difference, compare
+from .analysis.diagnose import Diagnostics, diagnose
+from .errors import (
+    CorruptTapeError,
+    NotATapeError,
+    TapeError,
+    TapeLimitError,
+    TapeMismatch,
+    TapeVersionError,
+)
+from .format.records import Chunk, End, Header, Redaction, Request, Response
+from .model import Chunks, Exchange, Tape
+from .record.redact import Redactor
+from .replay.matching import ReplayRequest
+from .storage.reader import iter_records, open_tape
+from .transports.library import WrongLibraryError
 
 __all__ = [
     "Chunk",
+    "Chunks",
     "Comparison",
     "CorruptTapeError",
     "Diagnostics",
+    "Difference",
     "End",
     "Exchange",
     "Header",
     "NotATapeError",
+    "Redaction",
+    "Redactor",
+    "ReplayRequest",
     "Request",
     "Response",
     "Tape",
@@ -30,6 +47,7 @@ __all__ = [
     "TapeLimitError",
     "TapeMismatch",
     "TapeVersionError",
+    "WrongLibraryError",
     "__version__",
     "compare",
     "diagnose",

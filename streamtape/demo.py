@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from .emulator import Emulator
-from .tape import open_tape
+from .storage.reader import open_tape
 
 Echo = Callable[[str], None]
 
@@ -74,8 +74,8 @@ def run_demo(path: str | None, echo: Echo = print) -> str:
         verdict = "the same text" if again == text else "A DIFFERENT TEXT"
         echo(f"replayed  {label:<9} in {elapsed * 1000:6.1f} ms through the OpenAI SDK: {verdict}")
     echo("")
+    from .analysis.diagnose import diagnose
     from .cli import diagnosis_lines
-    from .diagnose import diagnose
 
     exchange = tape.exchanges[0]
     for line in diagnosis_lines(0, exchange, diagnose(exchange), colour=False):

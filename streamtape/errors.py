@@ -1,24 +1,41 @@
-"""The exceptions streamtape raises for bad input.
+"""Every exception streamtape raises on purpose, in one place.
 
-Every message names the file (when there is one) and says what is wrong, because these errors are
-read by someone holding a tape from a bug report, not by the code that wrote it.
+::
+
+    TapeError                    a tape cannot be read or used as asked (``path``, ``offset`` say where)
+    ├── NotATapeError            empty, not zstd, or no streamtape header first
+    ├── TapeVersionError         a newer major format version than this reader understands
+    ├── CorruptTapeError         bad zstd data, a failed checksum, a malformed record, records out of order
+    │   └── TapeLimitError       over a hard limit that keeps a reader's time and memory bounded
+    └── TapeMismatch             replay: the tape holds no (unserved) exchange for a live request
+
+Every message names the file (when there is one) and says what is wrong, because these errors are read by
+someone holding a tape from a bug report, not by the code that wrote it. The sans-IO layers know byte
+offsets but not file names; the layer that opened the file adds its name with ``with_path``.
+
+Transports never raise these into a client's request for recording problems (recording is observation
+only); a replay transport raises ``TapeMismatch`` for a request it cannot answer, and the client's own
+library's exception classes for what the tape recorded.
 """
 
 from __future__ import annotations
 
 from os import PathLike
+from typing import Self
 
 
 class TapeError(Exception):
     """A tape cannot be read or used as asked. ``path`` and ``offset`` say where, when known."""
 
-    def __init__(self, message: str, *, path: str | PathLike[str] | None = None, offset: int | None = None):
+    def __init__(
+        self, message: str, *, path: str | PathLike[str] | None = None, offset: int | None = None
+    ) -> None:
         self.reason = message
         self.path = None if path is None else str(path)
         self.offset = offset
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
-    def with_path(self, path: str | PathLike[str]) -> TapeError:
+    def with_path(self, path: str | PathLike[str]) -> Self:
         """The same error, now naming ``path`` (the sans-IO decoder does not know file names)."""
         return type(self)(self.reason, path=path, offset=self.offset)
 
@@ -37,3 +54,7 @@ class CorruptTapeError(TapeError):
 
 class TapeLimitError(CorruptTapeError):
     """A record or frame is over the hard limits that keep a reader's memory bounded."""
+
+
+class TapeMismatch(TapeError):
+    """The tape cannot answer a request: nothing like it was recorded, or every match was already served."""

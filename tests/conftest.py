@@ -9,7 +9,7 @@ import pytest
 
 from streamtape.emulator import Emulator
 
-#: The fingerprint key every test records with (see ``streamtape.redact.default_key``).
+#: The fingerprint key every test records with (see ``streamtape.record.redact.default_key``).
 REDACT_KEY = "streamtape-tests-redaction-key"
 
 

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 import streamtape
 import streamtape.httpx2
+from streamtape.analysis.sse import decode
 from streamtape.cli import main
 from streamtape.emulator import Emulator
-from streamtape.records import Chunk, End, Request, Response
-from streamtape.sse import decode
-from streamtape.tape import Exchange
+from streamtape.format.records import Chunk, End, Request, Response
+from streamtape.model import Exchange
 
 # -- the SSE decoder ---------------------------------------------------------------------------------
 STREAM = (
@@ -75,9 +75,13 @@ def test_hostile_bodies_give_a_diagnosis_not_a_crash():
     headers = [("content-type", "text/event-stream")]
     for body in (b"data: \xff\xfe{not json\n\n", b"data: " + b"x" * 10_000_000, b"data: a\n" * 100_000):
         exchange = Exchange(
-            0, 1, invalid.request, Response(1, 1, 200, "HTTP/1.1", headers), [Chunk(1, 2, body)]
+            0,
+            1,
+            invalid.request,
+            Response(1, 1, 200, "HTTP/1.1", headers),
+            [Chunk(1, 2, body)],
+            End(1, 3, "complete"),
         )
-        exchange._end = End(1, 3, "complete")
         d = streamtape.diagnose(exchange)
         assert d.verdict in ("truncated", "error")
         assert d.chunks_received == 1

@@ -2,7 +2,7 @@
 
 Each test records a stream from the real emulator through an SDK (``openai``, ``anthropic``, on ``httpx2``)
 with streamtape's recording transport, lets the SDK assemble it, then decodes the tape's chunks with
-``streamtape.sse`` and checks that ``streamtape.providers`` assembled the same text, tool calls, stop reason
+``streamtape.analysis.sse`` and checks that ``streamtape.analysis.providers`` assembled the same text, tool calls, stop reason
 and usage. The hostile-input tests feed hand-made and generated events: nothing may raise.
 """
 
@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 
 import streamtape
 import streamtape.httpx2
-from streamtape.emulator import Emulator, Scenario, expected_text, expected_tool_calls
-from streamtape.providers import (
+from streamtape.analysis.providers import (
     ANTHROPIC,
     OPENAI_CHAT,
     OPENAI_RESPONSES,
@@ -36,7 +35,8 @@ from streamtape.providers import (
     detect,
     new_assembler,
 )
-from streamtape.sse import Event, decode
+from streamtape.analysis.sse import Event, decode
+from streamtape.emulator import Emulator, Scenario, expected_text, expected_tool_calls
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -34,7 +34,7 @@ import streamtape
 import streamtape.httpx
 import streamtape.httpx2
 from streamtape.emulator import Emulator, Scenario, openai_chat
-from streamtape.redact import Redactor
+from streamtape.record.redact import Redactor
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -20,7 +20,7 @@ import zstandard
 import streamtape
 import streamtape.httpx2
 from streamtape.emulator import Emulator, Scenario, expected_text, expected_tool_calls
-from streamtape.redact import Redactor
+from streamtape.record.redact import Redactor
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -27,9 +27,9 @@ from shells import ASYNC_SHELLS, SHELL_LIST, SHELLS, Shell
 import streamtape
 import streamtape.httpx
 import streamtape.httpx2
-from streamtape.codec import compress_frame, encode_record, new_compressor
+from streamtape import ReplayRequest, TapeMismatch
 from streamtape.emulator import Emulator, Scenario, openai_chat
-from streamtape.matching import ReplayRequest, TapeMismatch
+from streamtape.format.codec import compress_frame, encode_record, new_compressor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -400,9 +400,13 @@ def test_replay_keeps_header_order_duplicates_reason_and_http_version(
         ("Set-Cookie", "a=1"),
         ("Set-Cookie", "b=2"),
     ]
-    exchange.response = msgspec.structs.replace(
-        exchange.response, headers=headers, http_version="HTTP/1.0", reason="Fine"
-    )
+    tape.exchanges = [
+        exchange.replace(
+            response=msgspec.structs.replace(
+                exchange.response, headers=headers, http_version="HTTP/1.0", reason="Fine"
+            )
+        )
+    ]
     tape.save(tmp_path / "edited.tape")
 
     replayed = fetch(shell, shell.replay(tmp_path / "edited.tape", speed=math.inf), rec.url)
@@ -843,8 +847,8 @@ def test_tape_object_whose_exchange_has_no_end_replays_then_raises_remote_protoc
     rec = recordings.get(shell, "complete")
     tape = streamtape.open_tape(rec.path)
     (exchange,) = tape.exchanges
-    exchange.chunks = exchange.chunks[:2]
-    exchange._end = None
+    exchange = exchange.replace(chunks=exchange.chunks[:2], recorded_end=None)
+    tape.exchanges = [exchange]
     assert exchange.end.outcome == "incomplete"
     replayed = fetch(shell, shell.replay(tape, speed=math.inf), rec.url)
     assert replayed.pieces == rec.seen.pieces[:2]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import streamtape
-from streamtape.jsonl import record_to_json
-from streamtape.schema import records_schema
+from streamtape.format.jsonform import record_to_json
+from streamtape.format.schema import records_schema
 
 SPEC = Path(__file__).resolve().parents[1] / "spec"
 VECTORS = sorted((SPEC / "vectors").glob("*.tape"))
@@ -18,7 +18,9 @@ VECTORS = sorted((SPEC / "vectors").glob("*.tape"))
 
 def test_schema_file_is_generated_from_the_record_types():
     on_disk = json.loads((SPEC / "records.schema.json").read_text())
-    assert on_disk == records_schema(), "spec/records.schema.json is stale: python -m streamtape.schema > it"
+    assert on_disk == records_schema(), (
+        "spec/records.schema.json is stale: python -m streamtape.format.schema > it"
+    )
 
 
 def test_vectors_on_disk_are_what_the_generator_writes():

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streamtape
-from streamtape.codec import TapeDecoder, compress_frame, encode_record, new_compressor
-from streamtape.records import MAX_FRAME_SIZE, MAX_RECORD_SIZE, Chunk, End, Header, Request, Response
-from streamtape.writer import TapeWriter
+from streamtape.format.codec import TapeDecoder, compress_frame, encode_record, new_compressor
+from streamtape.format.records import MAX_FRAME_SIZE, MAX_RECORD_SIZE, Chunk, End, Header, Request, Response
+from streamtape.storage.writer import TapeWriter
 
 VECTORS = Path(__file__).resolve().parents[1] / "spec" / "vectors"
 
@@ -255,7 +255,7 @@ def test_mutated_tapes_raise_only_tape_errors(flips: list[tuple[int, int]], cut:
     try:
         records = decoder.feed(bytes(data))
         records += decoder.finish()
-        streamtape.tape.build_tape(records)
+        streamtape.model.build_tape(records)
     except streamtape.TapeError:
         pass
 

@@ -20,9 +20,9 @@ import msgspec
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from streamtape.codec import compress_frame, encode_record, new_compressor  # noqa: E402
-from streamtape.jsonl import record_to_json  # noqa: E402
-from streamtape.records import Chunk, End, Header, Redaction, Request, Response  # noqa: E402
+from streamtape.format.codec import compress_frame, encode_record, new_compressor  # noqa: E402
+from streamtape.format.jsonform import record_to_json  # noqa: E402
+from streamtape.format.records import Chunk, End, Header, Redaction, Request, Response  # noqa: E402
 
 STARTED = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 HEADER = Header(

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import content, errors
+from . import content, error_bodies
+from .framing import json_body, named_event
 from .headers import anthropic_request_id
 from .scenario import Scenario
-from .sse import json_body, named_event
 
 PATH = "/v1/messages"
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -143,7 +143,7 @@ def stream_events(scenario: Scenario, request: dict[str, Any]) -> list[bytes]:
     )
     events = [start, PING, *body]
     if scenario.error_at is not None:
-        events = [*events[: scenario.error_at], named_event("error", errors.anthropic_stream_error())]
+        events = [*events[: scenario.error_at], named_event("error", error_bodies.anthropic_stream_error())]
     return events
 
 
@@ -154,4 +154,4 @@ def response_body(scenario: Scenario, request: dict[str, Any]) -> bytes:
 
 
 def error_body(scenario: Scenario, status: int, attempt: int) -> bytes:
-    return json_body(errors.anthropic_error(status, anthropic_request_id(scenario, attempt)))
+    return json_body(error_bodies.anthropic_error(status, anthropic_request_id(scenario, attempt)))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import content, errors
+from . import content, error_bodies
+from .framing import DONE, data_event, json_body
 from .scenario import Scenario
-from .sse import DONE, data_event, json_body
 
 PATH = "/v1/chat/completions"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -116,7 +116,7 @@ def stream_events(scenario: Scenario, request: dict[str, Any]) -> list[bytes]:
             events.append(data_event(chunk([], _usage(scenario, request))))
         events.append(DONE)
     if scenario.error_at is not None:
-        events = [*events[: scenario.error_at], data_event(errors.openai_stream_error())]
+        events = [*events[: scenario.error_at], data_event(error_bodies.openai_stream_error())]
     return events
 
 
@@ -161,4 +161,4 @@ def response_body(scenario: Scenario, request: dict[str, Any]) -> bytes:
 
 
 def error_body(scenario: Scenario, status: int, attempt: int) -> bytes:
-    return json_body(errors.openai_error(status))
+    return json_body(error_bodies.openai_error(status))

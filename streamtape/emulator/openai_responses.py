@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import content, errors
+from . import content, error_bodies
+from .framing import json_body, named_event
 from .scenario import Scenario
-from .sse import json_body, named_event
 
 PATH = "/v1/responses"
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -186,4 +186,4 @@ def response_body(scenario: Scenario, request: dict[str, Any]) -> bytes:
 
 
 def error_body(scenario: Scenario, status: int, attempt: int) -> bytes:
-    return json_body(errors.openai_error(status))
+    return json_body(error_bodies.openai_error(status))

@@ -21,9 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from . import anthropic_messages, errors, headers, openai_chat, openai_responses
+from . import anthropic_messages, error_bodies, headers, openai_chat, openai_responses
+from .framing import json_body
 from .scenario import Scenario
-from .sse import json_body
 from .wire import BodyWriter, Stopped
 
 SCENARIO_HEADER = "x-emulator-scenario"
@@ -177,14 +177,14 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             path, scenario = self._scenario()
         except ValueError as err:
-            self._send_json(400, json_body(errors.openai_error(400, f"bad emulator scenario: {err}")))
+            self._send_json(400, json_body(error_bodies.openai_error(400, f"bad emulator scenario: {err}")))
             return
         attempt = self.server.emulator._record(self.command, path, list(self.headers.items()), body, scenario)
         route = path.partition("?")[0].rstrip("/")
         provider = _PROVIDERS.get(route) if self.command == "POST" else None
         if provider is None:
             message = f"Unknown request URL: {self.command} {path}."
-            self._send_json(404, json_body({"type": "error", **errors.openai_error(404, message)}))
+            self._send_json(404, json_body({"type": "error", **error_bodies.openai_error(404, message)}))
             return
         extra = provider.headers(scenario, attempt)
         if scenario.status is not None and (scenario.fail_first == 0 or attempt <= scenario.fail_first):

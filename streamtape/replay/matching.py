@@ -14,13 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import TapeError
-from .redact import Redactor, is_redacted
-from .tape import Exchange, Tape
-
-
-class TapeMismatch(TapeError):
-    """The tape cannot answer a request: nothing like it was recorded, or every match was already served."""
+from ..errors import TapeMismatch
+from ..model import Exchange, Tape
+from ..record.redact import Redactor, is_redacted, process_key
 
 
 @dataclass(frozen=True)
@@ -118,8 +114,10 @@ class Matcher:
             raise self._mismatch(request, bool(fitting))
 
     def _mismatch(self, request: ReplayRequest, all_served: bool) -> TapeMismatch:
-        # The live URL may carry a real key: fingerprint it as the recorder would before it reaches a log.
-        request = ReplayRequest(request.method, Redactor().redact_url(request.url), request.body)
+        # The live URL may carry a real key: fingerprint it before it reaches a log. The key is this process's
+        # own (an error message must not create a key file in the user's home).
+        redactor = Redactor(key=process_key())
+        request = ReplayRequest(request.method, redactor.redact_url(request.url), request.body)
         where = f"{request.method} {request.url}"
         total = len(self.tape.exchanges)
         if all_served or (self.match == "sequence" and len(self._served) == total):

@@ -1,7 +1,7 @@
 """Sans-IO tape codec: records to bytes, and compressed bytes back to records.
 
-No files, no clocks. ``encode_record`` appends one length-delimited record to a buffer; ``compress_frame``
-turns a buffer of records into one independent zstd frame. ``TapeDecoder`` is a push parser in the manner of
+No files, no clocks. ``encode_record`` appends one length-delimited record to a buffer; ``encode_frame``
+turns records into one independent zstd frame (``compress_frame`` does it for records already encoded). ``TapeDecoder`` is a push parser in the manner of
 h11: feed it the file's bytes in any pieces, it returns records. It walks the zstd frame structure itself
 (frame header, block headers, checksum) so it knows where each frame starts and ends, can name the byte
 at which a file is damaged, can tell a cut file (incomplete) from a corrupt one (error), and can bound
@@ -11,12 +11,13 @@ memory per block on hostile input.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 import zstandard
 
-from .errors import CorruptTapeError, NotATapeError, TapeLimitError, TapeVersionError
+from ..errors import CorruptTapeError, NotATapeError, TapeLimitError, TapeVersionError
 from .records import (
     FORMAT_MAJOR,
     FORMAT_MINOR,
@@ -59,6 +60,16 @@ def new_compressor(level: int = 3) -> zstandard.ZstdCompressor:
 def compress_frame(compressor: zstandard.ZstdCompressor, content: bytes | bytearray) -> bytes:
     """One independent zstd frame holding ``content`` (whole records)."""
     return compressor.compress(bytes(content))
+
+
+def encode_frame(
+    records: Iterable[Record], compressor: zstandard.ZstdCompressor | None = None, *, level: int = 3
+) -> bytes:
+    """``records`` as one independent zstd frame: the unit every tape writer puts on disk."""
+    buf = bytearray()
+    for record in records:
+        encode_record(record, buf)
+    return compress_frame(compressor or new_compressor(level), buf)
 
 
 def _check_header_fields(fields: list[Any], index: int) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model import Exchange
 from .diagnose import Diagnostics, diagnose
-from .tape import Exchange
 
 _CONTEXT = 24
 

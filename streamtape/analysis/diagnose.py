@@ -12,9 +12,9 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..model import Exchange
 from .providers import Assembly, assemble_events, assemble_json, detect
 from .sse import decode
-from .tape import Exchange
 
 Verdict = Literal["complete", "truncated", "error"]
 

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from .tape import Exchange
+from ..format.records import Response
+from ..model import Exchange
 
 StepKind = Literal["head", "chunk", "error", "end"]
 
@@ -26,6 +27,7 @@ class Step:
     data: bytes = b""
     error_type: str = ""
     message: str = ""
+    response: Response | None = None  # the head, on the "head" step
 
 
 INCOMPLETE_ERROR = "RemoteProtocolError"
@@ -81,7 +83,7 @@ def plan(
     at = advance(response.t_ns, "response head")
     if at is None:
         return steps
-    steps.append(Step("head", at))
+    steps.append(Step("head", at, response=response))
     for chunk in exchange.chunks:
         at = advance(chunk.t_ns, "chunk")
         if at is None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from .providers import detect, new_assembler
-from .schedule import plan
-from .sse import SSEDecoder
-from .tape import Exchange
+from ..analysis.providers import detect, new_assembler
+from ..analysis.sse import SSEDecoder
+from ..model import Exchange
+from ..replay.schedule import plan
 
 
 def play_exchange(exchange: Exchange, *, speed: float, max_gap: float | None, raw: bool, out: TextIO) -> None:

@@ -15,13 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
-from ._version import __version__
-from .compare import compare
-from .diagnose import Diagnostics, diagnose
-from .errors import TapeError
-from .jsonl import record_to_json
-from .records import Header
-from .tape import Exchange, Tape, iter_records, open_tape
+from .._version import __version__
+from ..analysis.compare import compare
+from ..analysis.diagnose import Diagnostics, diagnose
+from ..errors import TapeError
+from ..format.jsonform import record_to_json
+from ..format.records import Header
+from ..model import Exchange, Tape
+from ..storage.reader import iter_records, open_tape
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -325,7 +326,7 @@ def play(tape: str, exchange: int, speed: float, max_gap: float | None, raw: boo
         raise click.BadParameter("must be > 0", param_hint="--speed")
     t = open_tape(tape)
     ((_, e),) = _select(t, exchange)
-    from .player import play_exchange
+    from ..report.player import play_exchange
 
     play_exchange(e, speed=speed, max_gap=max_gap, raw=raw, out=sys.stdout)
 
@@ -338,6 +339,6 @@ def play(tape: str, exchange: int, speed: float, max_gap: float | None, raw: boo
 @_one_line_errors
 def demo(path: str | None) -> None:
     """Record a local streaming chat completion through the OpenAI SDK, then show the tape. No network."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(path, echo=click.echo)

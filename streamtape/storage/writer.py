@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import logging
 import os
 import stat
@@ -23,13 +22,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ._version import __version__
-from .codec import TapeDecoder, compress_frame, encode_record, new_compressor
-from .errors import TapeError
-from .records import FORMAT_MAJOR, FORMAT_MINOR, MAGIC, Header, Record, Redaction
-from .tape import iter_records, write_tape
+from .._version import __version__
+from ..errors import TapeError
+from ..format.codec import TapeDecoder, compress_frame, encode_frame, encode_record, new_compressor
+from ..format.records import FORMAT_MAJOR, FORMAT_MINOR, MAGIC, Header, Record, Redaction
+from .atomic import write_tape
+from .locking import LockHeld, lock_exclusive
+from .reader import iter_records
 
-log = logging.getLogger("streamtape")
+logger = logging.getLogger("streamtape")
 
 WRITER = f"streamtape {__version__}"
 Clock = Callable[[], int]
@@ -74,16 +75,14 @@ class TapeWriter:
         _live.add(self)
 
     def _open(self, path: str) -> int:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                lock_exclusive(fd)
+            except LockHeld:
                 raise TapeError(
                     "another process is recording to this tape; give each process its own", path=path
                 ) from None
-            except OSError:
-                pass  # a file system without locks: carry on
             info = os.fstat(fd)
             if stat.S_ISREG(info.st_mode) and info.st_size > 0:
                 self._prepare_append(fd, info.st_size)
@@ -105,17 +104,14 @@ class TapeWriter:
         if decoder.good_end == size:
             return
         # The tail is a frame cut short. Keep its whole records by writing them again as a proper frame.
-        log.warning(
+        logger.warning(
             "streamtape: %s ended in a cut frame at byte %d; mending it before appending",
             self.path,
             decoder.good_end,
         )
         os.ftruncate(fd, decoder.good_end)
         if salvaged:
-            buf = bytearray()
-            for record in salvaged:
-                encode_record(record, buf)
-            os.write(fd, compress_frame(self._compressor, buf))
+            os.write(fd, encode_frame(salvaged, self._compressor))
 
     # -- records ------------------------------------------------------------------------------------
     def now(self) -> int:
@@ -172,7 +168,7 @@ class TapeWriter:
 
     def _report(self, exc: BaseException) -> None:
         self._reported = True
-        log.error(
+        logger.error(
             "streamtape: recording to %s failed (%s: %s); the traffic is unaffected, later records are dropped",
             self.path,
             type(exc).__name__,
@@ -233,7 +229,7 @@ class TapeWriter:
             if self.compact and self.failure is None:
                 compact(self.path)
         except Exception as exc:  # the small-frame tape is still there and valid
-            log.warning("streamtape: could not compact %s (%s); it stays as recorded", self.path, exc)
+            logger.warning("streamtape: could not compact %s (%s); it stays as recorded", self.path, exc)
         finally:
             with contextlib.suppress(OSError):
                 os.close(self._fd)  # after compaction: the lock keeps other writers out until now
@@ -277,4 +273,5 @@ def _after_fork_in_child() -> None:
         writer._forked()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_after_fork_in_child)

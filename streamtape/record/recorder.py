@@ -1,7 +1,7 @@
 """What every recording transport does, whatever its HTTP library: the shells only translate.
 
 ``Recorder`` belongs to one transport: it owns (a share of) the tape writer and the redactor, and opens an
-``ExchangeLog`` per request. ``ExchangeLog`` is a small state machine fed by the shell (response head,
+``ExchangeRecording`` per request. ``ExchangeRecording`` is a small state machine fed by the shell (response head,
 chunks, then exactly one end) that turns each event into a record with its time. It never raises into the
 caller: recording is observation only.
 """
@@ -14,12 +14,13 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import TapeError
-from .records import MAX_RECORD_SIZE, Chunk, End, Headers, Request, Response
-from .redact import Redactor
-from .writer import TapeWriter
+from ..errors import TapeError
+from ..format.lifecycle import Phase, allowed
+from ..format.records import MAX_RECORD_SIZE, Chunk, End, Headers, Outcome, Request, Response
+from ..storage.writer import TapeWriter
+from .redact import RedactOption, Redactor, redactor_for
 
-log = logging.getLogger("streamtape")
+logger = logging.getLogger("streamtape")
 
 _BODY_LIMIT = MAX_RECORD_SIZE - 1024 * 1024  # room for the URL and headers in the same record
 
@@ -69,17 +70,12 @@ class Recorder:
         self,
         target: str | os.PathLike[str],
         *,
-        redact: bool | Redactor = True,
+        redact: RedactOption = True,
         meta: Mapping[str, Any] | None = None,
         flush_interval: float = 0.25,
     ) -> None:
         self.path = os.fspath(target)
-        if redact is True:
-            self.redactor: Redactor | None = Redactor()
-        elif isinstance(redact, Redactor):
-            self.redactor = redact
-        else:
-            self.redactor = None
+        self.redactor = redactor_for(redact)
         self.writer: TapeWriter | None = None
         try:
             self.writer = writers.acquire(
@@ -89,7 +85,9 @@ class Recorder:
                 flush_interval=flush_interval,
             )
         except (OSError, TapeError) as exc:
-            log.error("streamtape: cannot record to %s (%s); requests go through unrecorded", self.path, exc)
+            logger.error(
+                "streamtape: cannot record to %s (%s); requests go through unrecorded", self.path, exc
+            )
 
     @property
     def failure(self) -> BaseException | None:
@@ -100,13 +98,15 @@ class Recorder:
 
     def begin(
         self, method: str, url: str, raw_headers: Iterable[tuple[bytes, bytes]], body: bytes
-    ) -> ExchangeLog:
-        """Record a request as it reaches the transport; returns the log its response events go to."""
+    ) -> ExchangeRecording:
+        """Record a request as it reaches the transport; returns the recording its response events go to."""
+        if self.writer is None:
+            return _Unrecorded()
         try:
-            return ExchangeLog(self, method, url, _text_pairs(raw_headers), body)
+            return ExchangeRecording(self.writer, self.redactor, method, url, _text_pairs(raw_headers), body)
         except Exception as exc:  # observation must never break the request
-            log.error("streamtape: could not record a request to %s: %s", url, exc)
-            return ExchangeLog(None, method, url, [], b"")
+            logger.error("streamtape: could not record a request to %s: %s", url, exc)
+            return _Unrecorded()
 
     def close(self) -> None:
         if self.writer is not None:
@@ -114,37 +114,44 @@ class Recorder:
             writers.release(writer)
 
 
-class ExchangeLog:
-    """One exchange's events, in order: ``response`` once, ``chunk`` any number of times, then one end.
+class ExchangeRecording:
+    """One exchange being recorded: ``response`` once, ``chunk`` any number of times, then one end.
 
-    Ends after the first are ignored, which is what lets a shell report both "the iterator finished" and
-    "the stream was closed" without deciding which came first.
+    Events the lifecycle table does not allow any more are ignored rather than recorded (a second end:
+    that is what lets a shell report both "the iterator finished" and "the stream was closed" without
+    deciding which came first). A recording with no writer records nothing.
     """
 
-    __slots__ = ("_redactor", "_writer", "ended", "id", "start")
+    __slots__ = ("_redactor", "_writer", "id", "phase", "start")
 
     def __init__(
-        self, recorder: Recorder | None, method: str, url: str, headers: Headers, body: bytes
+        self,
+        writer: TapeWriter,
+        redactor: Redactor | None,
+        method: str,
+        url: str,
+        headers: Headers,
+        body: bytes,
     ) -> None:
-        writer = recorder.writer if recorder is not None else None
         self._writer = writer
-        self._redactor = recorder.redactor if recorder is not None else None
-        self.ended = writer is None
-        self.id = 0
-        self.start = 0
-        if writer is None:
-            return
-        if self._redactor is not None:
-            url, headers = self._redactor.redact_url(url), self._redactor.redact_headers(headers)
+        self._redactor = redactor
+        self.phase = Phase.NEW
+        if redactor is not None:
+            url, headers = redactor.redact_url(url), redactor.redact_headers(headers)
         self.id = writer.next_exchange_id()
         self.start = writer.clock()
         body_size = None
         if len(body) > _BODY_LIMIT:
             body, body_size = body[:_BODY_LIMIT], len(body)
         writer.append(Request(self.id, self.start - writer.origin_ns, method, url, headers, body, body_size))
+        self.phase = Phase.SENT
+
+    @property
+    def ended(self) -> bool:
+        return self.phase is Phase.ENDED
 
     def _t(self) -> int:
-        return self._writer.clock() - self.start  # type: ignore[union-attr]
+        return self._writer.clock() - self.start
 
     def response(
         self,
@@ -153,16 +160,19 @@ class ExchangeLog:
         raw_headers: Iterable[tuple[bytes, bytes]],
         reason: str = "",
     ) -> None:
-        if self.ended:
+        if not allowed(self.phase, "response"):
             return
+        self.phase = Phase.STREAMING
         headers = _text_pairs(raw_headers)
         if self._redactor is not None:
             headers = self._redactor.redact_headers(headers)
-        self._writer.append(Response(self.id, self._t(), status_code, http_version, headers, reason))  # type: ignore[union-attr]
+        self._writer.append(Response(self.id, self._t(), status_code, http_version, headers, reason))
 
     def chunk(self, data: bytes) -> None:
-        if not self.ended:
-            self._writer.append(Chunk(self.id, self._t(), bytes(data)))  # type: ignore[union-attr]
+        if (
+            self.phase is Phase.STREAMING
+        ):  # the table's only state that takes a chunk; checked inline: hot path
+            self._writer.append(Chunk(self.id, self._t(), bytes(data)))
 
     def complete(self) -> None:
         self._end("complete")
@@ -173,10 +183,20 @@ class ExchangeLog:
     def client_closed(self, why: str | None = None) -> None:
         self._end("client_closed", None, why)
 
-    def _end(self, outcome: str, error_type: str | None = None, message: str | None = None) -> None:
-        if self.ended:
+    def _end(self, outcome: Outcome, error_type: str | None = None, message: str | None = None) -> None:
+        if not allowed(self.phase, "end"):
             return
-        self.ended = True
-        writer = self._writer
-        writer.append(End(self.id, self._t(), outcome, error_type, message))  # type: ignore[union-attr,arg-type]
-        writer.flush()  # type: ignore[union-attr]
+        self.phase = Phase.ENDED
+        self._writer.append(End(self.id, self._t(), outcome, error_type, message))
+        self._writer.flush()
+
+
+class _Unrecorded(ExchangeRecording):
+    """What a request gets when there is nothing to record into: every event is a no-op."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self.phase = Phase.ENDED
+        self.id = 0
+        self.start = 0

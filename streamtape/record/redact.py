@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from .records import Headers, Redaction
+from ..format.records import Headers, Redaction
 
 #: Request headers whose values are secrets. Matched case-insensitively.
 SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie")
@@ -40,9 +40,16 @@ def _key_file() -> Path:
     return Path(base) / "streamtape" / "redact.key"
 
 
+def process_key() -> bytes:
+    """A random key for this process only: for fingerprints that never leave it (error messages)."""
+    global _process_key
+    if _process_key is None:
+        _process_key = secrets.token_bytes(32)
+    return _process_key
+
+
 def default_key() -> bytes:
     """The fingerprint key, found as the module docstring says."""
-    global _process_key
     if env := os.environ.get("STREAMTAPE_REDACT_KEY"):
         return env.encode()
     path = _key_file()
@@ -64,9 +71,7 @@ def default_key() -> bytes:
             pass
     except OSError:
         pass
-    if _process_key is None:
-        _process_key = key
-    return _process_key
+    return process_key()
 
 
 class Redactor:
@@ -132,6 +137,22 @@ class Redactor:
         if not changed:
             return url
         return urlunsplit(parts._replace(query="&".join(pieces)) if pieces else parts)
+
+
+#: What a transport's ``redact=`` takes: True (the default names), False, extra names to add, or a Redactor.
+RedactOption = bool | str | Iterable[str] | Redactor
+
+
+def redactor_for(option: RedactOption) -> Redactor | None:
+    """The redactor a ``redact=`` option asks for; None when recording is to keep everything."""
+    if option is True:
+        return Redactor()
+    if option is False:
+        return None
+    if isinstance(option, Redactor):
+        return option
+    names = [option] if isinstance(option, str) else list(option)
+    return Redactor(headers=names, query=names)
 
 
 def is_redacted(value: str) -> bool:

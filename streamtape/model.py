@@ -1,0 +1,232 @@
+"""The tape object model: ``Tape``, ``Exchange``, ``Chunks``, and building them from records. Sans-IO.
+
+Everything that reads a tape (replay, analysis, reports) works on these types, never on files; reading
+and writing files is ``streamtape.storage``. Records become exchanges through one builder
+(``TapeBuilder``) that checks them against the lifecycle table, and an exchange's chunks are a read-only
+``Chunks`` sequence, so that how chunks are stored can change without touching the code that reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import overload
+
+from .errors import CorruptTapeError
+from .format.lifecycle import LifecycleError, Phase, advance
+from .format.records import Chunk, End, Header, Record, Request, Response
+
+StrPath = str | PathLike[str]
+
+
+class Chunks(Sequence[Chunk]):
+    """An exchange's chunks, in arrival order, read-only. Build one with ``Chunks(iterable)``."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, chunks: Iterable[Chunk] = ()) -> None:
+        self._items: tuple[Chunk, ...] = tuple(chunks)
+
+    @overload
+    def __getitem__(self, index: int) -> Chunk: ...
+    @overload
+    def __getitem__(self, index: slice) -> Chunks: ...
+    def __getitem__(self, index: int | slice) -> Chunk | Chunks:
+        if isinstance(index, slice):
+            return Chunks(self._items[index])
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return iter(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Chunks):
+            return self._items == other._items
+        if isinstance(other, Sequence):
+            return list(self._items) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Chunks({len(self._items)} chunks, {sum(len(c.data) for c in self._items)} bytes)"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and what came back: the response head, the chunks, and how it ended.
+
+    ``segment`` counts the recording sessions appended to one tape (0 for the first); ``id`` is unique within
+    a segment. ``start_ns`` is the request's time from the segment's start; chunk times count from the request.
+    ``recorded_end`` is the end record, or None when the tape holds none (``end`` then says "incomplete").
+    Derive a changed exchange with ``dataclasses.replace`` (or ``Exchange.replace``): exchanges never change.
+    """
+
+    segment: int
+    id: int
+    request: Request
+    response: Response | None = None
+    chunks: Chunks = field(default_factory=Chunks)
+    recorded_end: End | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chunks, Chunks):  # any iterable of Chunk; stored the one way
+            object.__setattr__(self, "chunks", Chunks(self.chunks))
+
+    @property
+    def start_ns(self) -> int:
+        return self.request.t_ns
+
+    @property
+    def end(self) -> End:
+        """How the exchange ended; ``outcome == "incomplete"`` when the tape holds no end for it."""
+        if self.recorded_end is not None:
+            return self.recorded_end
+        last = self.chunks[-1].t_ns if self.chunks else (self.response.t_ns if self.response else 0)
+        return End(self.id, last, "incomplete", None, "the tape holds no end for this exchange")
+
+    @property
+    def body(self) -> bytes:
+        """The response body as received: the chunks joined (still content-encoded, if it was)."""
+        return b"".join(c.data for c in self.chunks)
+
+    def replace(
+        self,
+        *,
+        response: Response | None = None,
+        chunks: Iterable[Chunk] | None = None,
+        recorded_end: End | type[dataclasses.MISSING] | None = dataclasses.MISSING,  # type: ignore[valid-type]
+    ) -> Exchange:
+        """A copy with some parts changed (``recorded_end=None`` removes the end)."""
+        changes: dict[str, object] = {}
+        if response is not None:
+            changes["response"] = response
+        if chunks is not None:
+            changes["chunks"] = chunks if isinstance(chunks, Chunks) else Chunks(chunks)
+        if recorded_end is not dataclasses.MISSING:
+            changes["recorded_end"] = recorded_end
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def records(self) -> Iterator[Record]:
+        yield self.request
+        if self.response is not None:
+            yield self.response
+        yield from self.chunks
+        if self.recorded_end is not None:
+            yield self.recorded_end
+
+
+@dataclass
+class Tape:
+    """A whole tape in memory: its header, its exchanges in request order, and whether it was cut short.
+
+    ``exchanges[n]`` is exchange number ``n`` everywhere (``info`` shows it, ``-x N`` selects it).
+    ``segments`` holds each recording session's header; ``header`` is the first.
+    """
+
+    header: Header
+    exchanges: list[Exchange]
+    incomplete: bool = False
+    problem: str | None = None
+    path: str | None = None
+    segments: list[Header] = field(default_factory=list)
+
+    def records(self) -> Iterator[Record]:
+        """Every record, each segment's header then its exchanges' records, exchange by exchange."""
+        for segment, header in enumerate(self.segments or [self.header]):
+            yield header
+            for exchange in self.exchanges:
+                if exchange.segment == segment:
+                    yield from exchange.records()
+
+    def save(self, path: StrPath) -> None:
+        """Write this tape to ``path`` (atomically, mode 0600), grouped by exchange in large frames."""
+        from .storage.atomic import write_tape  # the model itself never touches files
+
+        write_tape(path, self.records())
+
+
+class _ExchangeParts:
+    """An exchange being assembled from its records, phase by phase."""
+
+    __slots__ = ("chunks", "end", "id", "phase", "request", "response", "segment")
+
+    def __init__(self, segment: int, request: Request) -> None:
+        self.segment, self.id, self.request = segment, request.x, request
+        self.phase = advance(Phase.NEW, "request")
+        self.response: Response | None = None
+        self.chunks: list[Chunk] = []
+        self.end: End | None = None
+
+    def build(self) -> Exchange:
+        return Exchange(self.segment, self.id, self.request, self.response, Chunks(self.chunks), self.end)
+
+
+def exchange_order(segment: int, request: Request) -> tuple[int, int, int]:
+    """The sort key that numbers exchanges: by segment, then request time, then id."""
+    return (segment, request.t_ns, request.x)
+
+
+class TapeBuilder:
+    """Records in (in file order), a ``Tape`` out. Out-of-order records are a ``CorruptTapeError``."""
+
+    def __init__(self, *, path: str | None = None) -> None:
+        self.path = path
+        self.segments: list[Header] = []
+        self._all: list[_ExchangeParts] = []
+        self._current: dict[int, _ExchangeParts] = {}
+        self._index = 0
+
+    def add(self, record: Record) -> None:
+        index = self._index
+        self._index += 1
+        if isinstance(record, Header):
+            self.segments.append(record)
+            self._current = {}
+            return
+        if not self.segments:
+            raise CorruptTapeError(f"record #{index} comes before the header", path=self.path)
+        if isinstance(record, Request):
+            if record.x in self._current:
+                raise CorruptTapeError(
+                    f"record #{index}: exchange {record.x} has two requests", path=self.path
+                )
+            parts = _ExchangeParts(len(self.segments) - 1, record)
+            self._current[record.x] = parts
+            self._all.append(parts)
+            return
+        kind = record.__struct_config__.tag
+        found = self._current.get(record.x)
+        if found is None:
+            raise CorruptTapeError(
+                f"record #{index} ({kind}) names exchange {record.x}, which has no request", path=self.path
+            )
+        try:
+            found.phase = advance(found.phase, kind)  # type: ignore[arg-type]
+        except LifecycleError as exc:
+            raise CorruptTapeError(f"record #{index}: exchange {found.id} {exc}", path=self.path) from None
+        if isinstance(record, Chunk):
+            found.chunks.append(record)
+        elif isinstance(record, Response):
+            found.response = record
+        else:
+            found.end = record
+
+    def build(self) -> Tape:
+        if not self.segments:
+            raise CorruptTapeError("the tape holds no header", path=self.path)
+        parts = sorted(self._all, key=lambda p: exchange_order(p.segment, p.request))
+        return Tape(self.segments[0], [p.build() for p in parts], path=self.path, segments=self.segments)
+
+
+def build_tape(records: Iterable[Record], *, path: str | None = None) -> Tape:
+    """Group records into exchanges (see ``TapeBuilder``)."""
+    builder = TapeBuilder(path=path)
+    for record in records:
+        builder.add(record)
+    return builder.build()

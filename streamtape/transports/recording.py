@@ -1,0 +1,182 @@
+"""Recording shells: the client's traffic goes to the network untouched while the recorder takes notes.
+
+The classes here hold all the behaviour; ``streamtape.httpx`` and ``streamtape.httpx2`` declare the public
+``RecordingTransport`` / ``AsyncRecordingTransport`` on their library's base classes. Every event the
+shell sees (the request, the response head, each chunk, how the body ended) goes to one
+``ExchangeRecording``, which never raises into the client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from types import ModuleType
+from typing import Any, ClassVar, Protocol
+
+from ..record.recorder import ExchangeRecording, Recorder
+from ..record.redact import RedactOption
+from .library import check_library
+
+
+class SyncStream(Protocol):
+    def __iter__(self) -> Iterator[bytes]: ...
+    def close(self) -> None: ...
+
+
+class AsyncStream(Protocol):
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    async def aclose(self) -> None: ...
+
+
+def response_head(response: Any) -> tuple[str, str]:
+    """The HTTP version and reason phrase a library keeps in a response's extensions."""
+    ext = response.extensions
+    version = ext.get("http_version", b"HTTP/1.1")
+    reason = ext.get("reason_phrase", b"")
+    return (
+        version.decode("ascii", "replace") if isinstance(version, bytes) else str(version),
+        reason.decode("latin-1") if isinstance(reason, bytes) else str(reason),
+    )
+
+
+class RecordingStream:
+    """Passes the inner stream's chunks through untouched, recording each and how the stream ended."""
+
+    def __init__(self, inner: SyncStream, recording: ExchangeRecording) -> None:
+        self._inner = inner
+        self._recording = recording
+
+    def __iter__(self) -> Iterator[bytes]:
+        recording = self._recording
+        try:
+            for chunk in self._inner:
+                recording.chunk(chunk)
+                yield chunk
+        except Exception as exc:
+            recording.error(exc)
+            raise
+        except BaseException as exc:  # GeneratorExit, KeyboardInterrupt: the client stopped reading
+            recording.client_closed(type(exc).__name__)
+            raise
+        recording.complete()
+
+    def close(self) -> None:
+        self._recording.client_closed("closed before the end of the body")
+        self._inner.close()
+
+
+class AsyncRecordingStream:
+    """The async twin of ``RecordingStream``."""
+
+    def __init__(self, inner: AsyncStream, recording: ExchangeRecording) -> None:
+        self._inner = inner
+        self._recording = recording
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        recording = self._recording
+        try:
+            async for chunk in self._inner:
+                recording.chunk(chunk)
+                yield chunk
+        except Exception as exc:
+            recording.error(exc)
+            raise
+        except BaseException as exc:  # CancelledError, GeneratorExit: the client stopped reading
+            recording.client_closed(type(exc).__name__)
+            raise
+        recording.complete()
+
+    async def aclose(self) -> None:
+        self._recording.client_closed("closed before the end of the body")
+        await self._inner.aclose()
+
+
+class _RecordingShell:
+    """What the sync and async recording transports share: the recorder, the inner transport, the head."""
+
+    #: The HTTP library (httpx or httpx2) whose classes this transport speaks; set by the public class.
+    _lib: ClassVar[ModuleType]
+    _stream: ClassVar[type[RecordingStream] | type[AsyncRecordingStream]]
+    _default_transport: ClassVar[str]
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        transport: Any = None,
+        redact: RedactOption = True,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record every exchange that passes through ``transport`` into the tape at ``target``.
+
+        ``transport``: the transport that really talks to the network (default: the library's own).
+        ``redact``: True (the default secret names), False, extra header/query names to add, or a Redactor.
+        ``meta``: JSON-compatible user metadata stored in the tape's header.
+        """
+        if transport is not None:
+            check_library(self._lib, transport, "transport", type(self).__name__)
+        self.inner = transport if transport is not None else getattr(self._lib, self._default_transport)()
+        self.recorder = Recorder(target, redact=redact, meta=meta)
+
+    @property
+    def path(self) -> str:
+        return self.recorder.path
+
+    def _begin(self, request: Any, body: bytes) -> ExchangeRecording:
+        if not isinstance(request, self._lib.Request):
+            check_library(self._lib, request, "request", type(self).__name__)
+        return self.recorder.begin(request.method, str(request.url), request.headers.raw, body)
+
+    def _wrap(self, response: Any, recording: ExchangeRecording) -> Any:
+        version, reason = response_head(response)
+        recording.response(response.status_code, version, response.headers.raw, reason)
+        response.stream = self._stream(response.stream, recording)
+        return response
+
+
+class RecordingShell(_RecordingShell):
+    """``handle_request`` for sync clients."""
+
+    _default_transport = "HTTPTransport"
+
+    def handle_request(self, request: Any) -> Any:
+        recording = self._begin(request, request.read())
+        try:
+            response = self.inner.handle_request(request)
+        except Exception as exc:
+            recording.error(exc)
+            raise
+        except BaseException as exc:
+            recording.client_closed(type(exc).__name__)
+            raise
+        return self._wrap(response, recording)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.recorder.close()
+
+
+class AsyncRecordingShell(_RecordingShell):
+    """``handle_async_request`` for async clients."""
+
+    _default_transport = "AsyncHTTPTransport"
+
+    async def handle_async_request(self, request: Any) -> Any:
+        recording = self._begin(request, await request.aread())
+        try:
+            response = await self.inner.handle_async_request(request)
+        except Exception as exc:
+            recording.error(exc)
+            raise
+        except BaseException as exc:
+            recording.client_closed(type(exc).__name__)
+            raise
+        return self._wrap(response, recording)
+
+    async def aclose(self) -> None:
+        try:
+            await self.inner.aclose()
+        finally:
+            self.recorder.close()

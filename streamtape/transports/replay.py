@@ -1,0 +1,168 @@
+"""Replay shells: answer a client from a tape, at the recorded pace divided by ``speed``, touching no network.
+
+Which exchange answers a request is ``replay.matching``; when each byte is due is ``replay.schedule``.
+The shells only wait until each step's deadline and act: return the head, yield a chunk, raise the
+recorded error as the client's own library's exception class. ``streamtape.httpx`` and
+``streamtape.httpx2`` declare the public ``ReplayTransport`` / ``AsyncReplayTransport``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from types import ModuleType
+from typing import Any, ClassVar
+
+import anyio
+
+from ..model import StrPath, Tape
+from ..replay.matching import Matcher, MatchFunc, ReplayRequest
+from ..replay.schedule import Step, plan
+from ..storage.reader import open_tape
+from .library import check_library
+
+
+def _sleep_until(deadline: float) -> None:
+    remaining = deadline - time.perf_counter()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
+async def _async_sleep_until(deadline: float) -> None:
+    """Sleep on the event loop (asyncio or trio) without blocking it, then land close to the deadline.
+
+    Event loops round timers to about a millisecond; the last 1.5 ms are spent yielding to the loop.
+    """
+    remaining = deadline - time.perf_counter()
+    if remaining > 0.002:
+        await anyio.sleep(remaining - 0.0015)
+    while time.perf_counter() < deadline:
+        await anyio.sleep(0)
+
+
+class _ReplayShell:
+    """What the sync and async replay transports share: the tape, the matcher, building the response."""
+
+    _lib: ClassVar[ModuleType]
+    _stream: ClassVar[type[ReplayStream]]
+
+    def __init__(
+        self,
+        tape: Tape | StrPath,
+        *,
+        speed: float = 1.0,
+        max_gap: float | None = None,
+        match: str | MatchFunc = "request",
+        allow_repeats: bool = False,
+    ) -> None:
+        """Answer requests from the tape, at ``speed`` times the recorded pace (``math.inf``: no waiting).
+
+        ``max_gap`` caps every wait at that many tape seconds. ``match``: "request", "sequence" or a
+        callable ``(ReplayRequest, Exchange) -> bool``. ``allow_repeats`` serves an exchange again once
+        every match was served. No network is touched.
+        """
+        if not (isinstance(speed, int | float) and speed > 0):
+            raise ValueError(f"speed must be a number > 0 (math.inf for no waiting), not {speed!r}")
+        if max_gap is not None and not max_gap >= 0:
+            raise ValueError(f"max_gap must be None or >= 0 seconds, not {max_gap!r}")
+        self.tape = tape if isinstance(tape, Tape) else open_tape(tape)
+        self.speed = float(speed)
+        self.max_gap = max_gap
+        self.matcher = Matcher(self.tape, match, allow_repeats=allow_repeats)
+
+    def _plan(self, request: Any, body: bytes) -> list[Step]:
+        if not isinstance(request, self._lib.Request):
+            check_library(self._lib, request, "request", type(self).__name__)
+        exchange = self.matcher.take(ReplayRequest(request.method, str(request.url), body))
+        timeout = (request.extensions.get("timeout") or {}).get("read")
+        return plan(exchange, speed=self.speed, max_gap=self.max_gap, read_timeout=timeout)
+
+    def error(self, step: Step, request: Any) -> Exception:
+        """The recorded exception, as the client's own library's class of that name."""
+        lib = self._lib
+        cls = getattr(lib, step.error_type, None)
+        if isinstance(cls, type) and issubclass(cls, lib.TransportError):
+            return cls(step.message, request=request)  # type: ignore[no-any-return]
+        return lib.ReadError(f"{step.error_type}: {step.message}", request=request)  # type: ignore[no-any-return]
+
+    def _response(self, head: Step, steps: list[Step], request: Any, start: float) -> Any:
+        response = head.response
+        assert response is not None
+        return self._lib.Response(
+            response.status_code,
+            headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers],
+            stream=self._stream(self, steps, request, start),
+            extensions={
+                "http_version": response.http_version.encode("ascii"),
+                "reason_phrase": response.reason.encode("latin-1"),
+            },
+        )
+
+
+class ReplayStream:
+    """Delivers a planned exchange's chunks at their deadlines, then its end or error."""
+
+    def __init__(self, transport: _ReplayShell, steps: list[Step], request: Any, start: float) -> None:
+        self._transport, self._steps, self._request, self._start = transport, steps, request, start
+        self._closed = False
+        self._next = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        start, now, steps = self._start, time.perf_counter, self._steps
+        while self._next < len(steps) and not self._closed:  # a second pass continues, as a socket would
+            step = steps[self._next]
+            self._next += 1
+            if step.at and start + step.at > now():
+                _sleep_until(start + step.at)
+            if step.kind == "chunk":
+                yield step.data
+            elif step.kind == "error":
+                raise self._transport.error(step, self._request)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class AsyncReplayStream(ReplayStream):
+    """The async twin: waits on the event loop, never blocking it."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        start, now, steps = self._start, time.perf_counter, self._steps
+        while self._next < len(steps) and not self._closed:
+            step = steps[self._next]
+            self._next += 1
+            if step.at and start + step.at > now():
+                await _async_sleep_until(start + step.at)
+            if step.kind == "chunk":
+                yield step.data
+            elif step.kind == "error":
+                raise self._transport.error(step, self._request)
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+class ReplayShell(_ReplayShell):
+    """``handle_request`` for sync clients."""
+
+    def handle_request(self, request: Any) -> Any:
+        start = time.perf_counter()
+        steps = self._plan(request, request.read())
+        first = steps[0]
+        _sleep_until(start + first.at)
+        if first.kind == "error":
+            raise self.error(first, request)
+        return self._response(first, steps[1:], request, start)
+
+
+class AsyncReplayShell(_ReplayShell):
+    """``handle_async_request`` for async clients."""
+
+    async def handle_async_request(self, request: Any) -> Any:
+        start = time.perf_counter()
+        steps = self._plan(request, await request.aread())
+        first = steps[0]
+        await _async_sleep_until(start + first.at)
+        if first.kind == "error":
+            raise self.error(first, request)
+        return self._response(first, steps[1:], request, start)
