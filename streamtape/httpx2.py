@@ -10,6 +10,7 @@ the behaviour, shared with the other library's module, lives in ``streamtape.tra
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import ClassVar
 
 import httpx2 as _lib
@@ -38,26 +39,26 @@ class _AsyncReplayStream(replay.AsyncReplayStream, _lib.AsyncByteStream):
 class RecordingTransport(recording.RecordingShell, _lib.BaseTransport):
     """Records every exchange of a sync ``httpx2.Client`` into a tape; the client sees no difference."""
 
-    _lib = _lib
+    _lib: ClassVar[ModuleType] = _lib
     _stream: ClassVar = _RecordingStream
 
 
 class AsyncRecordingTransport(recording.AsyncRecordingShell, _lib.AsyncBaseTransport):
     """Records every exchange of an ``httpx2.AsyncClient`` into a tape; the client sees no difference."""
 
-    _lib = _lib
+    _lib: ClassVar[ModuleType] = _lib
     _stream: ClassVar = _AsyncRecordingStream
 
 
 class ReplayTransport(replay.ReplayShell, _lib.BaseTransport):
     """Answers a sync ``httpx2.Client`` from a tape: same bytes, same boundaries, same errors, same pace."""
 
-    _lib = _lib
+    _lib: ClassVar[ModuleType] = _lib
     _stream: ClassVar = _ReplayStream
 
 
 class AsyncReplayTransport(replay.AsyncReplayShell, _lib.AsyncBaseTransport):
     """Answers an ``httpx2.AsyncClient`` from a tape, waiting on the event loop."""
 
-    _lib = _lib
+    _lib: ClassVar[ModuleType] = _lib
     _stream: ClassVar = _AsyncReplayStream

@@ -8,9 +8,9 @@ and writing files is ``streamtape.storage``. Records become exchanges through on
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from os import PathLike
 from typing import overload
 
@@ -57,6 +57,12 @@ class Chunks(Sequence[Chunk]):
         return f"Chunks({len(self._items)} chunks, {sum(len(c.data) for c in self._items)} bytes)"
 
 
+class Keep(Enum):
+    """The default of ``Exchange.replace``'s ``recorded_end``: keep it (None means remove it)."""
+
+    KEEP = "keep"
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One request and what came back: the response head, the chunks, and how it ended.
@@ -75,7 +81,7 @@ class Exchange:
     recorded_end: End | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.chunks, Chunks):  # any iterable of Chunk; stored the one way
+        if not isinstance(self.chunks, Chunks):  # a list of Chunk, stored the one way
             object.__setattr__(self, "chunks", Chunks(self.chunks))
 
     @property
@@ -100,17 +106,17 @@ class Exchange:
         *,
         response: Response | None = None,
         chunks: Iterable[Chunk] | None = None,
-        recorded_end: End | type[dataclasses.MISSING] | None = dataclasses.MISSING,  # type: ignore[valid-type]
+        recorded_end: End | None | Keep = Keep.KEEP,
     ) -> Exchange:
-        """A copy with some parts changed (``recorded_end=None`` removes the end)."""
-        changes: dict[str, object] = {}
-        if response is not None:
-            changes["response"] = response
-        if chunks is not None:
-            changes["chunks"] = chunks if isinstance(chunks, Chunks) else Chunks(chunks)
-        if recorded_end is not dataclasses.MISSING:
-            changes["recorded_end"] = recorded_end
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with some parts changed; ``recorded_end=None`` removes the end (an "incomplete" exchange)."""
+        return Exchange(
+            self.segment,
+            self.id,
+            self.request,
+            self.response if response is None else response,
+            self.chunks if chunks is None else Chunks(chunks),
+            self.recorded_end if recorded_end is Keep.KEEP else recorded_end,
+        )
 
     def records(self) -> Iterator[Record]:
         yield self.request

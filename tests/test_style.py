@@ -1,4 +1,4 @@
-"""The code stays as the project's style asks: ruff clean, formatted."""
+"""The code stays as the project's style asks: ruff clean, formatted, and ``mypy --strict`` clean."""
 
 from __future__ import annotations
 
@@ -16,5 +16,13 @@ PATHS = ["streamtape", "tests", "benchmarks", "spec", "samples"]
 def test_ruff_is_clean(args: list[str]):
     result = subprocess.run(
         [sys.executable, "-m", "ruff", *args, *PATHS], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean():
+    """``py.typed`` promises types: the whole package type-checks under ``mypy --strict``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "streamtape"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -20,7 +20,7 @@ import msgspec
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from streamtape.format.codec import compress_frame, encode_record, new_compressor  # noqa: E402
+from streamtape.format.codec import encode_frame, new_compressor  # noqa: E402
 from streamtape.format.jsonform import record_to_json  # noqa: E402
 from streamtape.format.records import Chunk, End, Header, Redaction, Request, Response  # noqa: E402
 
@@ -110,13 +110,7 @@ def interleaved() -> list[list]:
 
 def frames_bytes(frames: list[list]) -> bytes:
     compressor = new_compressor(level=3)
-    out = bytearray()
-    for frame in frames:
-        buf = bytearray()
-        for record in frame:
-            encode_record(record, buf)
-        out += compress_frame(compressor, buf)
-    return bytes(out)
+    return b"".join(encode_frame(frame, compressor) for frame in frames)
 
 
 def future_version() -> bytes:

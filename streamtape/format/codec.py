@@ -37,7 +37,7 @@ _MAX_BLOCK_SIZE = 128 * 1024
 _encoder = msgspec.msgpack.Encoder()
 _pack_length = struct.Struct(">I").pack_into
 _NO_LENGTH = bytes(_LENGTH_SIZE)
-_decoder = msgspec.msgpack.Decoder(Record)
+_decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
 
 def encode_record(record: Record, out: bytearray) -> None:

@@ -6,13 +6,14 @@ Run ``python -m streamtape.schema > spec/records.schema.json``; a test fails whe
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgspec
 
 from .records import FORMAT_MAJOR, FORMAT_MINOR, RECORD_TYPES, Record
 
 
-def records_schema() -> dict:
+def records_schema() -> dict[str, Any]:
     """JSON Schema of one decoded record (a MessagePack array; ``bytes`` are MessagePack bin values)."""
     schema = msgspec.json.schema(Record)
     for cls in RECORD_TYPES:  # name the array positions, which msgspec leaves anonymous

@@ -10,7 +10,7 @@ retries sends the same request again and so gets the next recorded attempt: the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -100,7 +100,7 @@ class Matcher:
         """The exchange that answers ``request``; raises ``TapeMismatch`` naming the closest candidates."""
         with self._lock:
             exchanges = self.tape.exchanges
-            order = range(len(exchanges))
+            order: Sequence[int] = range(len(exchanges))
             if self.match == "sequence":
                 pending = [i for i in order if i not in self._served]
                 order = pending[:1] if pending else (range(0) if not self.allow_repeats else order)

@@ -130,6 +130,11 @@ class _RecordingShell:
     def _wrap(self, response: Any, recording: ExchangeRecording) -> Any:
         version, reason = response_head(response)
         recording.response(response.status_code, version, response.headers.raw, reason)
+        if response.is_stream_consumed:  # a body given whole (MockTransport, respx) was read on creation
+            if response.content:
+                recording.chunk(response.content)
+            recording.complete()
+            return response
         response.stream = self._stream(response.stream, recording)
         return response
 

@@ -135,7 +135,7 @@ class MessagesAssembler:
 
     def result(self) -> Assembly:
         ordered = [block for _, block in sorted(self._blocks.items())]
-        calls = []
+        calls: list[ToolCall] = []
         for block in ordered:
             if block.call is None:
                 continue

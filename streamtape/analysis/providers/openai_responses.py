@@ -67,7 +67,7 @@ class ResponsesAssembler:
         body = b.event_object(data)
         if body is None:
             return
-        kind = j.text(body, "type") or getattr(event, "event", "")
+        kind = j.text(body, "type") or str(getattr(event, "event", ""))
         if self._event(kind, body):
             b.content(getattr(event, "t_ns", 0))
 
