@@ -106,7 +106,7 @@ class Exchange:
         *,
         response: Response | None = None,
         chunks: Iterable[Chunk] | None = None,
-        recorded_end: End | None | Keep = Keep.KEEP,
+        recorded_end: End | Keep | None = Keep.KEEP,
     ) -> Exchange:
         """A copy with some parts changed; ``recorded_end=None`` removes the end (an "incomplete" exchange)."""
         return Exchange(
