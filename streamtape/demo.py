@@ -12,7 +12,10 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from .analysis.diagnose import diagnose
 from .emulator import Emulator
+from .report.diagnosis import diagnosis_lines
+from .report.summary import info_lines
 from .storage.reader import open_tape
 
 Echo = Callable[[str], None]
@@ -49,7 +52,6 @@ def _preview(text: str) -> str:
 
 def run_demo(path: str | None, echo: Echo = print) -> str:
     """Run the demo; returns the tape's path (kept, so the user can look at it afterwards)."""
-    from .cli import info_lines
     from .httpx2 import RecordingTransport, ReplayTransport
 
     if path is None:
@@ -74,9 +76,6 @@ def run_demo(path: str | None, echo: Echo = print) -> str:
         verdict = "the same text" if again == text else "A DIFFERENT TEXT"
         echo(f"replayed  {label:<9} in {elapsed * 1000:6.1f} ms through the OpenAI SDK: {verdict}")
     echo("")
-    from .analysis.diagnose import diagnose
-    from .cli import diagnosis_lines
-
     exchange = tape.exchanges[0]
     for line in diagnosis_lines(0, exchange, diagnose(exchange), colour=False):
         echo(line)

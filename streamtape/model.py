@@ -16,7 +16,7 @@ from typing import overload
 
 from .errors import CorruptTapeError
 from .format.lifecycle import LifecycleError, Phase, advance
-from .format.records import Chunk, End, Header, Record, Request, Response
+from .format.records import Chunk, End, Gap, Header, Record, Request, Response
 
 StrPath = str | PathLike[str]
 
@@ -79,6 +79,8 @@ class Exchange:
     response: Response | None = None
     chunks: Chunks = field(default_factory=Chunks)
     recorded_end: End | None = None
+    #: Where the recorder lost records (format 1.1): a damaged exchange is missing data at each gap.
+    gaps: tuple[Gap, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.chunks, Chunks):  # a list of Chunk, stored the one way
@@ -116,13 +118,24 @@ class Exchange:
             self.response if response is None else response,
             self.chunks if chunks is None else Chunks(chunks),
             self.recorded_end if recorded_end is Keep.KEEP else recorded_end,
+            self.gaps,
         )
 
     def records(self) -> Iterator[Record]:
         yield self.request
         if self.response is not None:
             yield self.response
-        yield from self.chunks
+        if self.gaps:  # gaps go back before the first chunk recorded after them
+            chunks = list(self.chunks)
+            at = 0
+            for gap in self.gaps:
+                while at < len(chunks) and chunks[at].t_ns <= gap.t_ns:
+                    yield chunks[at]
+                    at += 1
+                yield gap
+            yield from chunks[at:]
+        else:
+            yield from self.chunks
         if self.recorded_end is not None:
             yield self.recorded_end
 
@@ -160,7 +173,7 @@ class Tape:
 class _ExchangeParts:
     """An exchange being assembled from its records, phase by phase."""
 
-    __slots__ = ("chunks", "end", "id", "phase", "request", "response", "segment")
+    __slots__ = ("chunks", "end", "gaps", "id", "phase", "request", "response", "segment")
 
     def __init__(self, segment: int, request: Request) -> None:
         self.segment, self.id, self.request = segment, request.x, request
@@ -168,9 +181,18 @@ class _ExchangeParts:
         self.response: Response | None = None
         self.chunks: list[Chunk] = []
         self.end: End | None = None
+        self.gaps: list[Gap] = []
 
     def build(self) -> Exchange:
-        return Exchange(self.segment, self.id, self.request, self.response, Chunks(self.chunks), self.end)
+        return Exchange(
+            self.segment,
+            self.id,
+            self.request,
+            self.response,
+            Chunks(self.chunks),
+            self.end,
+            tuple(self.gaps),
+        )
 
 
 def exchange_order(segment: int, request: Request) -> tuple[int, int, int]:
@@ -220,6 +242,8 @@ class TapeBuilder:
             found.chunks.append(record)
         elif isinstance(record, Response):
             found.response = record
+        elif isinstance(record, Gap):
+            found.gaps.append(record)
         else:
             found.end = record
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: one SSE emulator for the session, and a redaction key that never touches ~/.config."""
+"""Shared fixtures: one SSE emulator for the session, a redaction key that never touches ~/.config, and the
+recordings the replay tests share (see ``replay_cases.py``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from replay_cases import PACED, STALLED, Recorded, Recordings, record_shared_tape
 
 from streamtape.emulator import Emulator
 
@@ -36,3 +38,21 @@ def emulator(_emulator_server: Emulator) -> Iterator[Emulator]:
     yield _emulator_server
     # Whatever the client or the recorder did (resets, hang-ups, timeouts), serving must not raise.
     assert _emulator_server.errors == []
+
+
+@pytest.fixture(scope="session")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> Recordings:
+    """Each (shell, case) of ``replay_cases.CASES``, recorded on first use."""
+    return Recordings(tmp_path_factory.mktemp("recordings"))
+
+
+@pytest.fixture(scope="session")
+def paced(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    """Twelve events 30 ms apart, recorded through httpx2 (sync)."""
+    return record_shared_tape(tmp_path_factory, "paced", PACED)
+
+
+@pytest.fixture(scope="session")
+def stalled(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    """Two events, a 1 s stall, two more, recorded through httpx2 (sync)."""
+    return record_shared_tape(tmp_path_factory, "stalled", STALLED)

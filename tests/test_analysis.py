@@ -272,7 +272,8 @@ def test_diagnose_agrees_with_the_official_sdk_on_the_same_replay(
 ):
     path = tmp_path / "t.tape"
     base = emulator.url(events=12, **knobs)
-    read(httpx2.Client(transport=streamtape.httpx2.RecordingTransport(path)), base)
+    with httpx2.Client(transport=streamtape.httpx2.RecordingTransport(path)) as http:
+        read(http, base)
     tape = streamtape.open_tape(path)
     replayed = read(httpx2.Client(transport=streamtape.httpx2.ReplayTransport(tape, speed=math.inf)), base)
     d = streamtape.diagnose(tape.exchanges[0])

@@ -1,4 +1,4 @@
-"""The command line: what it prints, and how it fails (one line, exit 1, no traceback)."""
+"""The command line: what it prints, and how it fails (one line, exit 2 for bad input, no traceback)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import streamtape
 from streamtape.cli import main
 
 VECTORS = Path(__file__).resolve().parents[1] / "spec" / "vectors"
@@ -67,10 +68,15 @@ def test_cat_prints_every_record_as_json_with_bytes_marked_text_or_base64():
     assert records[1]["body"]["text"].startswith('{"model":"gpt-4o"')
 
 
-def test_cat_of_one_exchange():
-    result = CliRunner().invoke(main, ["cat", "-x", "2", str(VECTORS / "errored.tape")])
-    records = [json.loads(line) for line in result.output.splitlines()]
-    assert {r.get("x") for r in records if r["type"] != "header"} == {2}
+def test_cat_of_one_exchange_prints_the_exchange_info_numbers_so():
+    tape = streamtape.open_tape(VECTORS / "errored.tape")
+    for n, exchange in enumerate(tape.exchanges):
+        result = CliRunner().invoke(main, ["cat", "-x", str(n), str(VECTORS / "errored.tape")])
+        assert result.exit_code == 0, result.output
+        records = [json.loads(line) for line in result.output.splitlines()]
+        assert records[0]["type"] == "header"
+        assert {r["x"] for r in records[1:]} == {exchange.id}
+        assert [r["type"] for r in records[1:]] == [type(r).__name__.lower() for r in exchange.records()]
 
 
 @pytest.mark.parametrize(
@@ -84,9 +90,9 @@ def test_cat_of_one_exchange():
     ],
 )
 @pytest.mark.parametrize("verb", ["info", "cat", "diagnose", "play"])
-def test_bad_tapes_fail_on_one_line_without_a_traceback(verb: str, name: str, message: str):
+def test_bad_tapes_exit_2_on_one_line_without_a_traceback(verb: str, name: str, message: str):
     result = run(verb, str(VECTORS / name))
-    assert result.returncode == 1
+    assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("streamtape: error: ") and name in lines[0] and message in lines[0]
@@ -96,7 +102,7 @@ def test_bad_tapes_fail_on_one_line_without_a_traceback(verb: str, name: str, me
 def test_wrong_usage_exits_2_with_a_hint():
     result = run("info")
     assert result.returncode == 2
-    assert "Missing argument 'TAPE'" in result.stderr
+    assert "Missing argument 'TAPE...'" in result.stderr
 
 
 def test_demo_records_a_real_openai_stream_and_shows_it(tmp_path: Path):
@@ -109,7 +115,96 @@ def test_demo_records_a_real_openai_stream_and_shows_it(tmp_path: Path):
     assert b"sk-demo-not-a-real-key" not in tape.read_bytes()
 
 
-def test_diagnose_names_a_missing_exchange_on_one_line():
+def test_diagnose_names_a_missing_exchange_on_one_line_and_exits_2():
     result = run("diagnose", "-x", "9", str(VECTORS / "complete.tape"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().endswith("complete.tape: no exchange #9: the tape has 1 (numbered from 0)")
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def test_info_of_two_tapes_prints_one_block_each_with_a_blank_line_between():
+    a, b = VECTORS / "complete.tape", VECTORS / "errored.tape"
+    result = CliRunner().invoke(main, ["info", str(a), str(b)])
+    assert result.exit_code == 0, result.output
+    first, second = result.output.split("\n\n")
+    assert first == "\n".join(CliRunner().invoke(main, ["info", str(a)]).output.splitlines())
+    assert second == CliRunner().invoke(main, ["info", str(b)]).output
+    assert first.startswith(f"tape      {a}") and second.startswith(f"tape      {b}")
+
+
+def test_info_json_of_two_tapes_is_a_list_and_of_one_tape_an_object():
+    a, b = VECTORS / "complete.tape", VECTORS / "errored.tape"
+    both = json.loads(CliRunner().invoke(main, ["info", "--json", str(a), str(b)]).output)
+    one = json.loads(CliRunner().invoke(main, ["info", "--json", str(b)]).output)
+    assert isinstance(both, list) and [d["path"] for d in both] == [str(a), str(b)]
+    assert isinstance(one, dict) and both[1] == one
+    assert [e["number"] for e in one["exchanges"]] == [0, 1, 2]
+
+
+def test_info_of_a_good_and_a_bad_tape_prints_nothing_but_one_error_line():
+    result = run("info", str(VECTORS / "complete.tape"), str(VECTORS / "no-such.tape"))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"streamtape: error: {VECTORS / 'no-such.tape'}: no such file"]
+
+
+def test_info_x_shows_only_that_exchange_under_the_header():
+    result = CliRunner().invoke(main, ["info", "-x", "1", str(VECTORS / "errored.tape")])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("  #")]
+    assert len(rows) == 1 and rows[0].startswith("  #1 ") and "error (ConnectError)" in rows[0]
+    assert "exchanges 3, showing 1" in result.output
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]], ids=["text", "json"])
+def test_diagnose_check_exits_0_when_every_verdict_is_complete(as_json: list[str]):
+    result = CliRunner().invoke(
+        main, ["diagnose", "--check", *as_json, str(SAMPLES / "openai-complete.tape")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "COMPLETE" in result.output or '"verdict": "complete"' in result.output
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]], ids=["text", "json"])
+def test_diagnose_check_exits_1_on_a_reset_stream_and_still_prints_the_diagnosis(as_json: list[str]):
+    result = CliRunner().invoke(main, ["diagnose", "--check", *as_json, str(SAMPLES / "openai-reset.tape")])
+    assert result.exit_code == 1, result.output
+    assert "ERROR" in result.output or '"verdict": "error"' in result.output
+
+
+def test_diagnose_without_check_exits_0_even_when_a_stream_broke():
+    result = CliRunner().invoke(main, ["diagnose", str(SAMPLES / "openai-reset.tape")])
+    assert result.exit_code == 0, result.output
+
+
+def test_diagnose_check_judges_only_the_exchange_chosen_with_x():
+    tape = streamtape.open_tape(SAMPLES / "anthropic-overloaded-retry.tape")
+    verdicts = [streamtape.diagnose(e).verdict for e in tape.exchanges]
+    assert "complete" in verdicts and set(verdicts) != {"complete"}, verdicts
+    for n, verdict in enumerate(verdicts):
+        result = CliRunner().invoke(
+            main, ["diagnose", "--check", "-x", str(n), str(SAMPLES / "anthropic-overloaded-retry.tape")]
+        )
+        assert result.exit_code == (0 if verdict == "complete" else 1), (n, verdict)
+
+
+def test_cat_into_a_reader_that_leaves_early_exits_0_without_a_traceback(tmp_path: Path):
+    from streamtape.format.records import Chunk, End, Header, Request
+    from streamtape.storage.atomic import write_tape
+
+    path = tmp_path / "big.tape"
+    chunks = [Chunk(1, i, b"data: " + b"x" * 200 + b"\n\n") for i in range(5000)]
+    header = Header("streamtape", (1, 0), "streamtape 0.1.0", 0)
+    write_tape(path, [header, Request(1, 0, "GET", "http://h/", []), *chunks, End(1, 5000, "complete")])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from streamtape.cli import main; main()", "cat", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["type"] == "header"
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""

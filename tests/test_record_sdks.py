@@ -15,7 +15,7 @@ import anthropic
 import httpx2
 import openai
 import pytest
-import zstandard
+from helpers import MESSAGES, decompressed, only_exchange
 
 import streamtape
 import streamtape.httpx2
@@ -24,7 +24,6 @@ from streamtape.record.redact import Redactor
 
 pytestmark = pytest.mark.timeout(30)
 
-MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 OPENAI_KEY = "sk-proj-SECRET-openai-7f3a9c2e"
 ANTHROPIC_KEY = "sk-ant-api03-SECRET-anthropic-1b2c3d"
 
@@ -57,21 +56,10 @@ def openai_text_from_tape(body: bytes) -> str:
     return "".join(text)
 
 
-def decompressed(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True).read()
-
-
 def header(exchange: streamtape.Exchange, name: str) -> str:
     """A recorded request header's value, its name matched case-insensitively (the tape keeps the case)."""
     (value,) = [v for n, v in exchange.request.headers if n.lower() == name]
     return value
-
-
-def only_exchange(path: Path) -> streamtape.Exchange:
-    tape = streamtape.open_tape(path)
-    assert len(tape.exchanges) == 1, tape.exchanges
-    return tape.exchanges[0]
 
 
 # -- OpenAI -------------------------------------------------------------------------------------------

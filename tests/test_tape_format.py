@@ -16,37 +16,51 @@ from hypothesis import strategies as st
 
 import streamtape
 from streamtape.format.codec import TapeDecoder, compress_frame, encode_record, new_compressor
-from streamtape.format.records import MAX_FRAME_SIZE, MAX_RECORD_SIZE, Chunk, End, Header, Request, Response
-from streamtape.storage.writer import TapeWriter
+from streamtape.format.records import (
+    FORMAT_MAJOR,
+    FORMAT_MINOR,
+    MAX_FRAME_SIZE,
+    MAX_RECORD_SIZE,
+    Chunk,
+    End,
+    Header,
+    Request,
+    Response,
+)
+from streamtape.storage.compact import compact
+from streamtape.storage.tapefile import TapeFile
 
 VECTORS = Path(__file__).resolve().parents[1] / "spec" / "vectors"
 
 
-def _record_exchange(writer: TapeWriter, chunks: list[bytes], outcome: str = "complete") -> int:
-    x = writer.next_exchange_id()
-    writer.append(Request(x, writer.now(), "POST", "http://h/v1/x", [("a", "b")], b"{}"))
-    writer.append(Response(x, 10, 200, "HTTP/1.1", [("content-type", "text/event-stream")]))
-    for i, data in enumerate(chunks):
-        writer.append(Chunk(x, 20 + i, data))
-    writer.append(End(x, 99, outcome))
-    writer.flush()
-    return x
+def _header(**meta: object) -> Header:
+    return Header(
+        "streamtape", (FORMAT_MAJOR, FORMAT_MINOR), "streamtape test", 1_767_225_600 * 10**9, dict(meta)
+    )
+
+
+def _record_exchange(tape: TapeFile, x: int, chunks: list[bytes], outcome: str = "complete") -> None:
+    tape.write([Request(x, x * 1000, "POST", "http://h/v1/x", [("a", "b")], b"{}")])
+    tape.write([Response(x, 10, 200, "HTTP/1.1", [("content-type", "text/event-stream")])])
+    tape.write([Chunk(x, 20 + i, data) for i, data in enumerate(chunks)])
+    tape.write([End(x, 99, outcome)])
+    tape.flush()
 
 
 @pytest.fixture
 def small_tape(tmp_path: Path) -> Path:
     path = tmp_path / "small.tape"
-    writer = TapeWriter(str(path), meta={"run": 1}, compact=False)  # keep the live framing
-    _record_exchange(writer, [b"data: 1\n\n", b"data: 2\n\n"])
-    _record_exchange(writer, [b"data: \xe2\x82", b"\xac\n\n"], outcome="error")
-    writer.close()
+    tape = TapeFile(str(path), _header(run=1))
+    _record_exchange(tape, 1, [b"data: 1\n\n", b"data: 2\n\n"])
+    _record_exchange(tape, 2, [b"data: \xe2\x82", b"\xac\n\n"], outcome="error")
+    tape.close()
     return path
 
 
 def test_written_tape_reads_back_every_record(small_tape: Path):
     tape = streamtape.open_tape(small_tape)
     assert tape.header.meta == {"run": 1}
-    assert tape.header.version == (1, 0)
+    assert tape.header.version == (FORMAT_MAJOR, FORMAT_MINOR)
     assert not tape.incomplete
     assert [[c.data for c in e.chunks] for e in tape.exchanges] == [
         [b"data: 1\n\n", b"data: 2\n\n"],
@@ -65,18 +79,76 @@ def test_tape_is_a_valid_zstd_stream_for_the_zstd_tool(small_tape: Path):
         assert out == content
 
 
-def test_tape_cut_at_every_byte_returns_the_records_before_the_cut(small_tape: Path, tmp_path: Path):
+def _block_ends(data: bytes) -> list[int]:
+    """Offsets at which a zstd block (or a frame) ends: where a flush left the file readable."""
+    ends, at = [], 0
+    while at < len(data):
+        if data[at : at + 4] != b"\x28\xb5\x2f\xfd":  # a skippable frame: the marker
+            at += 8 + int.from_bytes(data[at + 4 : at + 8], "little")
+            continue
+        descriptor = data[at + 4]
+        fcs = (1 if descriptor & 0x20 else 0, 2, 4, 8)[descriptor >> 6]
+        at += 5 + (0 if descriptor & 0x20 else 1) + fcs
+        while True:
+            raw = int.from_bytes(data[at : at + 3], "little")
+            at += 3 + (1 if (raw >> 1) & 3 == 1 else raw >> 3)
+            if raw & 1:
+                at += 4 if descriptor & 4 else 0
+                ends.append(at)
+                break
+            ends.append(at)
+    return ends
+
+
+def _records_in_blocks(data: bytes) -> dict[int, int]:
+    """For each block end, how many records decode from the file up to it."""
+    out = {}
+    for end in _block_ends(data):
+        decoder = TapeDecoder()
+        out[end] = len(decoder.feed(data[:end]) + decoder.finish())
+    return out
+
+
+def _cuts_keeping_flushed_records(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    full = list(streamtape.iter_records(path))
+    kept = _records_in_blocks(data)
+    good = 0
+    for cut in range(1, len(data)):
+        due = max((n for end, n in kept.items() if end <= cut), default=0)
+        decoder = TapeDecoder()
+        try:
+            records = decoder.feed(data[:cut]) + decoder.finish()
+        except streamtape.TapeError:
+            records = []
+        assert records == full[: len(records)]  # never a record that was not there, never out of order
+        good += len(records) >= due
+    return good, len(data) - 1
+
+
+def test_tape_cut_at_every_byte_keeps_every_record_of_every_flushed_block(small_tape: Path):
+    good, cuts = _cuts_keeping_flushed_records(small_tape)
+    assert good == cuts
+    assert len(_block_ends(small_tape.read_bytes())) >= 3  # the header, then one block per exchange
+
+
+def test_saved_and_compacted_tapes_cut_anywhere_keep_every_exchange_before_the_cut(
+    small_tape: Path, tmp_path: Path
+):
+    saved, compacted = tmp_path / "saved.tape", tmp_path / "compacted.tape"
+    streamtape.open_tape(small_tape).save(saved)
+    compact(small_tape, output=compacted)
+    for path in (saved, compacted):
+        good, cuts = _cuts_keeping_flushed_records(path)
+        assert good == cuts
+        assert len(_block_ends(path.read_bytes())) >= 2  # a block per exchange, not one for the whole tape
+
+
+def test_cut_tape_file_opens_with_what_it_held_or_names_itself(small_tape: Path, tmp_path: Path):
     data = small_tape.read_bytes()
     full = list(streamtape.iter_records(small_tape))
-    frame_ends = []
-    decoder = TapeDecoder()
-    for i in range(len(data)):  # where each frame ends, byte by byte
-        decoder.feed(data[i : i + 1])
-        if decoder.good_end == i + 1:
-            frame_ends.append(i + 1)
-    assert len(frame_ends) >= 3  # header frame + one per exchange
-    held = {end: len(TapeDecoder().feed(data[:end])) for end in frame_ends}
-    assert held[frame_ends[-1]] == len(full) == 11
+    blocks = _records_in_blocks(data)
+    first_block = min(blocks)
     cut = tmp_path / "cut.tape"
     for n in range(len(data)):
         cut.write_bytes(data[:n])
@@ -85,16 +157,14 @@ def test_tape_cut_at_every_byte_returns_the_records_before_the_cut(small_tape: P
             records = list(stream)
         except streamtape.TapeError as exc:
             assert str(cut) in str(exc)
-            assert n < frame_ends[0], f"cut at {n}: a whole header frame was there, yet: {exc}"
+            assert n < first_block, f"cut at {n}: the header's block was whole, yet: {exc}"
             continue
         assert records == full[: len(records)], f"cut at {n}: records differ from the original's prefix"
-        assert stream.incomplete == (n not in frame_ends), f"cut at {n}"
-        whole = max((held[end] for end in frame_ends if end <= n), default=0)
-        assert len(records) >= whole, f"cut at {n}: lost records of complete frames"
+        assert stream.incomplete == (n != len(data)), f"cut at {n}"
+        whole = max((held for end, held in blocks.items() if end <= n), default=0)
+        assert len(records) >= whole, f"cut at {n}: lost records of complete blocks"
         tape = streamtape.open_tape(cut)  # the model builds from any prefix too
-        assert tape.incomplete == (n not in frame_ends) or any(
-            e.end.outcome == "incomplete" for e in tape.exchanges
-        )
+        assert tape.incomplete
 
 
 def test_empty_file_is_a_clear_error(tmp_path: Path):
@@ -263,43 +333,70 @@ def test_mutated_tapes_raise_only_tape_errors(flips: list[tuple[int, int]], cut:
 def test_appending_to_a_tape_adds_a_segment(tmp_path: Path):
     path = tmp_path / "two.tape"
     for run in (1, 2):
-        writer = TapeWriter(str(path), meta={"run": run})
-        _record_exchange(writer, [f"run {run}".encode()])
-        writer.close()
-    tape = streamtape.open_tape(path)
-    assert [h.meta for h in tape.segments] == [{"run": 1}, {"run": 2}]
-    assert [(e.segment, e.id, e.chunks[0].data) for e in tape.exchanges] == [
+        tape = TapeFile(str(path), _header(run=run))
+        _record_exchange(tape, 1, [f"run {run}".encode()])
+        tape.close()
+    read = streamtape.open_tape(path)
+    assert [h.meta for h in read.segments] == [{"run": 1}, {"run": 2}]
+    assert [(e.segment, e.id, e.chunks[0].data) for e in read.exchanges] == [
         (0, 1, b"run 1"),
         (1, 1, b"run 2"),
     ]
-    assert not tape.incomplete
+    assert not read.incomplete
 
 
-def test_appending_after_a_crash_mends_the_cut_frame_and_keeps_its_records(tmp_path: Path):
+@pytest.mark.parametrize("cut", [3, 40, 200])
+def test_appending_after_a_crash_mends_the_cut_frame_and_keeps_its_whole_records(tmp_path: Path, cut: int):
     path = tmp_path / "crashed.tape"
-    writer = TapeWriter(str(path))
-    _record_exchange(writer, [b"kept"])
-    writer.close()
-    good = path.read_bytes()
-    path.write_bytes(good[:-3])  # the last frame (the exchange) cut by a crash
-    writer = TapeWriter(str(path), meta={"after": "crash"})
-    _record_exchange(writer, [b"new"])
-    writer.close()
-    tape = streamtape.open_tape(path)
-    assert tape.segments[1].meta == {"after": "crash"}
-    assert [c.data for e in tape.exchanges for c in e.chunks] == [b"new"] or [
-        c.data for e in tape.exchanges for c in e.chunks
-    ] == [b"kept", b"new"]
-    assert tape.exchanges[-1].end.outcome == "complete"
-    # Reading the file raises nothing: the cut frame was mended, not left in the middle.
-    assert list(streamtape.iter_records(path))
+    tape = TapeFile(str(path), _header())
+    _record_exchange(tape, 1, [b"kept"])
+    tape.write([Request(2, 5000, "GET", "http://h/open", [], b""), Response(2, 1, 200, "HTTP/1.1", [])])
+    tape.flush()
+    size = tape.size
+    tape.write([Chunk(2, 2, os.urandom(500))])  # a block (incompressible: ~500 bytes) that the crash cuts
+    tape.flush()
+    crashed = path.read_bytes()[: min(path.stat().st_size, size + cut)]  # killed: the frame never ended
+    path = tmp_path / "copy.tape"  # (the first writer still holds its lock: a killed process would not)
+    path.write_bytes(crashed)
+    after = TapeFile(str(path), _header(after="crash"))
+    _record_exchange(after, 1, [b"new"])
+    after.close()
+    read = streamtape.open_tape(path)
+    assert [h.meta for h in read.segments] == [{}, {"after": "crash"}]
+    assert [(e.request.url, [c.data for c in e.chunks], e.end.outcome) for e in read.exchanges] == [
+        ("http://h/v1/x", [b"kept"], "complete"),
+        ("http://h/open", [], "incomplete"),  # its cut chunk is gone; its request and head are kept
+        ("http://h/v1/x", [b"new"], "complete"),
+    ]
+    assert read.incomplete  # exchange 2 never ended, and the tape says so
+
+
+def test_appending_reads_only_the_last_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Opening a large tape to append costs its last frame, not its size."""
+    path = tmp_path / "big.tape"
+    tape = TapeFile(str(path), _header(), frame_limit=64 * 1024)
+    for x in range(1, 200):
+        _record_exchange(tape, x, [os.urandom(2000)])
+    tape.close()
+    size = path.stat().st_size
+    assert size > 300_000
+    feeds: list[int] = []
+    real_feed = TapeDecoder.feed
+
+    def counting_feed(self: TapeDecoder, data: bytes) -> list:
+        feeds.append(len(data))
+        return real_feed(self, data)
+
+    monkeypatch.setattr(TapeDecoder, "feed", counting_feed)
+    TapeFile(str(path), _header(again=True)).close()
+    assert 0 < sum(feeds) < 100_000  # one frame of ~64 KiB of content, not the ~400 KB file
 
 
 def test_appending_to_a_file_that_is_not_a_tape_is_refused_and_leaves_it_alone(tmp_path: Path):
     path = tmp_path / "notes.txt"
     path.write_text("precious notes\n")
     with pytest.raises(streamtape.TapeError, match=r"notes\.txt: refusing to append: not a tape"):
-        TapeWriter(str(path))
+        TapeFile(str(path), _header())
     assert path.read_text() == "precious notes\n"
 
 
@@ -313,60 +410,31 @@ def test_save_writes_a_tape_equal_to_the_original(small_tape: Path, tmp_path: Pa
     assert oct(os.stat(copy).st_mode & 0o777) == "0o600"
 
 
-def test_closing_a_writer_compacts_the_tape_without_changing_a_record(tmp_path: Path):
+def test_compact_keeps_every_record_and_makes_the_tape_smaller(tmp_path: Path):
     live, compacted = tmp_path / "live.tape", tmp_path / "compacted.tape"
     events = [b'data: {"choices":[{"delta":{"content":"w%d"}}]}\n\n' % i for i in range(200)]
-    for path, compact in ((live, False), (compacted, True)):
-        writer = TapeWriter(str(path), compact=compact, clock=iter(range(0, 10**12, 10**8)).__next__)
-        for _ in range(3):
-            _record_exchange(writer, events)
-        writer.close()
-    assert list(streamtape.iter_records(compacted))[1:] == list(streamtape.iter_records(live))[1:]
+    tape = TapeFile(str(live), _header(), level=1)
+    for x in (1, 2, 3):
+        for i in range(0, 200, 10):  # a stream flushed piece by piece, as a recorder does
+            tape.write(
+                [Request(x, x, "GET", "http://h/", [], b""), Response(x, 1, 200, "HTTP/1.1", [])]
+                if i == 0
+                else []
+            )
+            tape.write([Chunk(x, 2 + i + j, events[i + j]) for j in range(10)])
+            tape.flush()
+        tape.write([End(x, 999, "complete")])
+        tape.flush()
+    tape.close()
+    compact(live, output=compacted)
+    assert list(streamtape.iter_records(compacted)) == list(streamtape.iter_records(live))
     assert compacted.stat().st_size < live.stat().st_size
     assert oct(compacted.stat().st_mode & 0o777) == "0o600"
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_writer_flushes_an_open_stream_within_the_interval(tmp_path: Path):
-    """A stream that stalls after a chunk: the chunk reaches the disk without waiting for the end."""
-    import time
-
-    path = tmp_path / "open.tape"
-    writer = TapeWriter(str(path), flush_interval=0.05)
-    x = writer.next_exchange_id()
-    writer.append(Request(x, writer.now(), "GET", "http://h/", [], b""))
-    writer.append(Response(x, 1, 200, "HTTP/1.1", []))
-    writer.append(Chunk(x, 2, b"before the stall"))
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        tape = streamtape.open_tape(path)
-        if tape.exchanges and tape.exchanges[0].chunks:
-            break
-        time.sleep(0.01)
-    assert tape.exchanges[0].chunks[0].data == b"before the stall"
-    assert tape.incomplete and tape.exchanges[0].end.outcome == "incomplete"
-    writer.close()
-
-
-def test_a_forked_child_does_not_write_through_its_parents_writer(tmp_path: Path):
-    """gunicorn --preload: a client made before the fork must not interleave two processes in one segment."""
-    path = tmp_path / "fork.tape"
-    writer = TapeWriter(str(path), compact=False)
-    x = writer.next_exchange_id()
-    writer.append(Request(x, writer.now(), "GET", "http://h/parent", [], b""))  # pending in the buffer
-    pid = os.fork()
-    if pid == 0:  # the child: its appends and its close must not reach the file
-        try:
-            writer.append(Request(99, 0, "GET", "http://h/child", [], b""))
-            writer.flush()
-            writer.close()
-            os._exit(0 if isinstance(writer.failure, streamtape.TapeError) else 3)
-        except BaseException:
-            os._exit(4)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    writer.append(End(x, 1, "error", "ConnectError", "refused"))
-    writer.flush()
-    writer.close()
-    urls = [r.url for r in streamtape.iter_records(path) if isinstance(r, Request)]
-    assert urls == ["http://h/parent"]  # once: the child neither wrote its own nor re-flushed the parent's
+def test_compact_refuses_an_incomplete_tape(small_tape: Path, tmp_path: Path):
+    cut = tmp_path / "cut.tape"
+    cut.write_bytes(small_tape.read_bytes()[:-10])
+    with pytest.raises(streamtape.TapeError, match=r"cut\.tape: not compacting an incomplete tape"):
+        compact(cut)

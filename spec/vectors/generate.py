@@ -21,8 +21,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from streamtape.format.codec import encode_frame, new_compressor  # noqa: E402
+from streamtape.format.encoder import TapeEncoder  # noqa: E402
 from streamtape.format.jsonform import record_to_json  # noqa: E402
-from streamtape.format.records import Chunk, End, Header, Redaction, Request, Response  # noqa: E402
+from streamtape.format.records import Chunk, End, Gap, Header, Redaction, Request, Response  # noqa: E402
 
 STARTED = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 HEADER = Header(
@@ -113,6 +114,55 @@ def frames_bytes(frames: list[list]) -> bytes:
     return b"".join(encode_frame(frame, compressor) for frame in frames)
 
 
+HEADER_1_1 = msgspec.structs.replace(HEADER, version=(1, 1), writer="streamtape 0.2.0")
+
+
+def streamed_blocks() -> list[list]:
+    """Format 1.1 as a recorder writes it: one frame (after its marker), a block flushed per step."""
+    x = 1
+    return [
+        [HEADER_1_1],
+        [
+            Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY),
+            Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK"),
+        ],
+        [Chunk(x, 200_000_000, EVENTS[0]), Chunk(x, 225_000_000, EVENTS[1])],
+        [Chunk(x, 250_000_000, EVENTS[2]), Chunk(x, 300_000_000, EVENTS[3])],
+        [Chunk(x, 301_000_000, EVENTS[4]), End(x, 310_000_000, "complete")],
+        [Request(2, 400_000_000, "GET", "http://127.0.0.1:8000/health", [], b"")],
+        [Response(2, 1_000_000, 204, "HTTP/1.1", []), End(2, 1_100_000, "complete")],
+    ]
+
+
+def streamed_bytes(blocks: list[list], *, end: bool = True) -> tuple[bytes, list[int]]:
+    """The tape's bytes, and the offset at which each block ends."""
+    encoder = TapeEncoder(level=3)
+    out = bytearray()
+    ends = []
+    for block in blocks:
+        encoder.add_all(block)
+        out += encoder.flush()
+        ends.append(len(out))
+    if end:
+        out += encoder.end_frame()
+    return bytes(out), ends
+
+
+def gapped() -> list[list]:
+    """Format 1.1: the recorder lost two chunks (queue full) and marked the exchange with a gap record."""
+    x = 1
+    return [
+        [HEADER_1_1, Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY)],
+        [Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK"), Chunk(x, 200_000_000, EVENTS[0])],
+        [
+            Gap(x, 260_000_000, 2, 86, "the writer's queue was full"),
+            Chunk(x, 300_000_000, EVENTS[3]),
+            Chunk(x, 301_000_000, EVENTS[4]),
+            End(x, 310_000_000, "complete"),
+        ],
+    ]
+
+
 def future_version() -> bytes:
     """A header of format 2.0: readers of 1.x must refuse it with a version error."""
     body = msgspec.msgpack.encode(["header", "streamtape", [2, 0], "streamtape 9.0.0", STARTED, {}, None])
@@ -140,6 +190,43 @@ def vectors() -> dict[str, tuple[str, bytes, list, bool, str | None]]:
         [],
         False,
         "CorruptTapeError",
+    )
+    # Format 1.1: frame markers, a streamed frame with a block per flush, no content size.
+    blocks = streamed_blocks()
+    data, ends = streamed_bytes(blocks)
+    out["streamed"] = (streamed_blocks.__doc__ or "", data, [r for b in blocks for r in b], False, None)
+    data, ends = streamed_bytes(blocks, end=False)
+    out["never-ended"] = (
+        "`streamed` as a killed recorder leaves it: every block flushed, the frame never ended (no checksum).",
+        data,
+        [r for b in blocks for r in b],
+        True,
+        None,
+    )
+    middle = (ends[2] + ends[3]) // 2
+    out["cut-mid-block"] = (
+        "`streamed` cut in the middle of its fourth block: the records of the three blocks before it.",
+        data[:middle],
+        [r for b in blocks[:3] for r in b],
+        True,
+        None,
+    )
+    blocks = gapped()
+    out["gap"] = (
+        gapped.__doc__ or "",
+        streamed_bytes(blocks)[0],
+        [r for b in blocks for r in b],
+        False,
+        None,
+    )
+    old = frames_bytes(complete())
+    appended = streamed_bytes([[HEADER_1_1], *streamed_blocks()[1:5]])[0]
+    out["appended-to-1.0"] = (
+        "A format 1.0 tape (`complete`) with a 1.1 segment appended: each segment read by its own version.",
+        old + appended,
+        [r for f in complete() for r in f] + [HEADER_1_1] + [r for b in streamed_blocks()[1:5] for r in b],
+        False,
+        None,
     )
     out["not-a-tape"] = ("A file that is not a zstd stream.", b"data: hello\n\n", [], False, "NotATapeError")
     out["empty"] = ("An empty file.", b"", [], False, "NotATapeError")

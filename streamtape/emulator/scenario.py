@@ -12,37 +12,76 @@ import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
+
+
+def _knob(meaning: str, example: object) -> dict[str, object]:
+    """A field's entry in the emulator's ``--help``: what it does, and a value to show in an example URL."""
+    return {"meaning": meaning, "example": example}
 
 
 @dataclass(frozen=True)
 class Scenario:
     """What the emulator sends back; the defaults give a normal, complete, realistic stream."""
 
-    events: int = 12
-    text: str | None = None
-    pace_ms: float = 0.0
-    stall_at: int | None = None
-    stall_s: float = 1.0
-    reset_at: int | None = None
-    cut_at: int | None = None
-    drop_final: bool = False
-    status: int | None = None
-    retry_after: float | None = None
-    fail_first: int = 0
-    tools: int = 0
-    unicode: bool = False
-    split_utf8: bool = False
-    split: int = 1
-    error_at: int | None = None
-    ping_every: int = 0
-    thinking: bool = False
-    usage: bool | None = None
-    obfuscation: bool = True
-    gzip: bool = False
-    seed: int = 0
+    events: int = field(default=12, metadata=_knob("content deltas in the answer, about one token each", 6))
+    text: str | None = field(
+        default=None, metadata=_knob("the exact answer text, cut into `events` pieces", "Hello, wörld")
+    )
+    pace_ms: float = field(default=0.0, metadata=_knob("milliseconds between two SSE events", 30))
+    stall_at: int | None = field(
+        default=None, metadata=_knob("stall before SSE event number N (0-based, every event counts)", 3)
+    )
+    stall_s: float = field(default=1.0, metadata=_knob("seconds the stall at `stall_at` lasts", 0.5))
+    reset_at: int | None = field(
+        default=None, metadata=_knob("send half of SSE event N, then a TCP reset (RST)", 3)
+    )
+    cut_at: int | None = field(
+        default=None, metadata=_knob("send half of SSE event N, then close cleanly (FIN): a short body", 3)
+    )
+    drop_final: bool = field(
+        default=False,
+        metadata=_knob("leave out the closing events (finish reason, [DONE], message_stop)", True),
+    )
+    status: int | None = field(
+        default=None,
+        metadata=_knob("answer with this HTTP error status (400-599) and its JSON error body", 529),
+    )
+    retry_after: float | None = field(
+        default=None, metadata=_knob("seconds sent in a retry-after header with the error status", 0.01)
+    )
+    fail_first: int = field(
+        default=0, metadata=_knob("with `status`: only the first N attempts fail (0: every attempt)", 1)
+    )
+    tools: int = field(default=0, metadata=_knob("tool calls in the answer (0, 1 or 2; 2 interleave)", 2))
+    unicode: bool = field(
+        default=False, metadata=_knob("multi-byte UTF-8 words in the text and tool arguments", True)
+    )
+    split_utf8: bool = field(
+        default=False,
+        metadata=_knob("cut each event inside its first multi-byte character (turns on unicode)", True),
+    )
+    split: int = field(default=1, metadata=_knob("cut each SSE event into N separate sends", 3))
+    error_at: int | None = field(
+        default=None, metadata=_knob("replace SSE event N and the rest with the provider's error event", 4)
+    )
+    ping_every: int = field(default=0, metadata=_knob("Anthropic: a ping event after every N events", 2))
+    thinking: bool = field(default=False, metadata=_knob("Anthropic: a thinking block before the text", True))
+    usage: bool | None = field(
+        default=None,
+        metadata=_knob(
+            "Chat Completions: a usage chunk at the end (unset: as the request's stream_options asks)", True
+        ),
+    )
+    obfuscation: bool = field(
+        default=True, metadata=_knob("OpenAI: `obfuscation` padding in streamed deltas", False)
+    )
+    gzip: bool = field(
+        default=False, metadata=_knob("Content-Encoding: gzip, flushed after each event", True)
+    )
+    seed: int = field(default=0, metadata=_knob("seed of the generated text, ids and padding", 7))
 
     def __post_init__(self) -> None:
         for name, kind in _KINDS.items():
@@ -55,11 +94,11 @@ class Scenario:
     def encode(self) -> str:
         """The compact form: non-default knobs as `name=value`, comma-separated ("" for the defaults)."""
         parts = []
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value == field.default:
+        for knob in dataclasses.fields(self):
+            value = getattr(self, knob.name)
+            if value == knob.default:
                 continue
-            parts.append(f"{field.name}={_format(value)}")
+            parts.append(f"{knob.name}={_format(value)}")
         return ",".join(parts)
 
     @classmethod
@@ -80,15 +119,40 @@ class Scenario:
         return cls(**knobs)
 
 
+@dataclass(frozen=True)
+class KnobHelp:
+    """One knob as ``python -m streamtape.emulator --help`` lists it, all read from `Scenario`'s fields."""
+
+    name: str
+    kind: str  # INT, NUM, 0|1 or TEXT
+    default: str  # as the URL spells it; "unset" for None
+    meaning: str
+    example: str  # `name=value`, encoded as in a URL
+
+
+_KIND_NAMES: dict[type, str] = {int: "INT", float: "NUM", bool: "0|1", str: "TEXT"}
+
+
+def knob_help() -> list[KnobHelp]:
+    """Every knob of `Scenario`, in field order, with its meaning, default and an encoded example."""
+    out = []
+    for knob in dataclasses.fields(Scenario):
+        default = "unset" if knob.default is None else _format(knob.default)
+        example = Scenario(**{knob.name: knob.metadata["example"]}).encode()
+        kind = _KIND_NAMES[_KINDS[knob.name]]
+        out.append(KnobHelp(knob.name, kind, default, knob.metadata["meaning"], example))
+    return out
+
+
 def _kinds() -> dict[str, type]:
     """Each field's value type with the Optional stripped, read from the annotations."""
     hints = typing.get_type_hints(Scenario)
     kinds: dict[str, type] = {}
-    for field in dataclasses.fields(Scenario):
-        hint = hints[field.name]
+    for knob in dataclasses.fields(Scenario):
+        hint = hints[knob.name]
         if isinstance(hint, types.UnionType):
             hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-        kinds[field.name] = hint
+        kinds[knob.name] = hint
     return kinds
 
 

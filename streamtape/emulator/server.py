@@ -86,7 +86,8 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         """Bind without `HTTPServer`'s reverse DNS lookup (`getfqdn`), which can stall start-up."""
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)  # AF_INET: (str, int) already
 
     def process_request(self, request: Any, client_address: Any) -> None:
         worker = threading.Thread(target=self._work, args=(request, client_address), daemon=True)
@@ -149,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

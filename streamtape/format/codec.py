@@ -31,7 +31,7 @@ from .records import (
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SKIPPABLE_MAGIC_HIGH = 0x184D2A5  # skippable frames: magic 0x184D2A50..0x184D2A5F, little-endian
 _LENGTH_SIZE = 4
-_KNOWN_TAGS = frozenset({"header", "request", "response", "chunk", "end"})
+_KNOWN_TAGS = frozenset({"header", "request", "response", "chunk", "end", "gap"})
 _MAX_BLOCK_SIZE = 128 * 1024
 
 _encoder = msgspec.msgpack.Encoder()
@@ -87,20 +87,24 @@ def _check_header_fields(fields: list[Any], index: int) -> None:
         )
 
 
-def decode_record(body: bytes | memoryview, index: int) -> Record | None:
-    """Decode one record body. Returns None for a record tag this reader does not know (a newer minor)."""
+def decode_record(body: bytes | memoryview, index: int, *, header_first: bool = True) -> Record | None:
+    """Decode one record body. Returns None for a record tag this reader does not know (a newer minor).
+
+    ``header_first``: record #0 must be a header (False when decoding from the middle of a tape).
+    """
+    first = index == 0 and header_first
     try:
         loose = msgspec.msgpack.decode(body)
     except (msgspec.DecodeError, ValueError) as exc:  # ValueError: invalid UTF-8 in a str
-        if index == 0:
+        if first:
             raise NotATapeError("not a tape: the first record is not a streamtape header") from None
         raise CorruptTapeError(f"record #{index} is not valid MessagePack: {exc}") from None
     if not (isinstance(loose, list) and loose and isinstance(loose[0], str)):
-        if index == 0:
+        if first:
             raise NotATapeError("not a tape: the first record is not a streamtape header")
         raise CorruptTapeError(f"record #{index} is not a tagged record")
     tag = loose[0]
-    if index == 0 and tag != "header":
+    if first and tag != "header":
         raise NotATapeError("not a tape: the first record is not a streamtape header")
     if tag == "header":
         _check_header_fields(loose, index)
@@ -135,7 +139,9 @@ class TapeDecoder:
     ``good_end`` is the offset just past the last complete frame: where an appending writer may continue.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, header_first: bool = True) -> None:
+        """``header_first=False`` decodes from a frame in the middle of a tape (a writer mending its tail)."""
+        self._header_first = header_first
         self._buf = bytearray()
         self._pos = 0  # absolute offset of _buf[0]
         self._frame: _FrameState | None = None
@@ -173,7 +179,7 @@ class TapeDecoder:
                 f"the tape ends inside a record ({len(self._records)} bytes of it at decompressed offset "
                 f"{self._records_offset})"
             )
-        if self.count == 0:
+        if self.count == 0 and self._header_first:
             raise CorruptTapeError(
                 f"the tape ends (at byte {self._pos + len(self._buf)}) before its header record"
             )
@@ -327,7 +333,7 @@ class TapeDecoder:
             while len(buf) - at >= _LENGTH_SIZE:
                 size = int.from_bytes(view[at : at + _LENGTH_SIZE], "big")
                 if size > MAX_RECORD_SIZE:
-                    if self.count == 0:
+                    if self.count == 0 and self._header_first:
                         raise NotATapeError("not a tape: the content does not start with a streamtape header")
                     raise TapeLimitError(
                         f"record #{self.count} declares {size} bytes, over the {MAX_RECORD_SIZE} byte record limit"
@@ -335,7 +341,9 @@ class TapeDecoder:
                 end = at + _LENGTH_SIZE + size
                 if end > len(buf):
                     break
-                record = decode_record(view[at + _LENGTH_SIZE : end], self.count)
+                record = decode_record(
+                    view[at + _LENGTH_SIZE : end], self.count, header_first=self._header_first
+                )
                 self.count += 1
                 if record is not None:
                     out.append(record)

@@ -1,7 +1,8 @@
 """The exchange lifecycle as one table: which record may come next. Sans-IO.
 
 An exchange is a request, then at most one response head, then chunks (only after the head), then exactly
-one end, last. A connect error ends an exchange that never got a head. The table below is the only place
+one end, last. A connect error ends an exchange that never got a head. A gap (records the recorder
+lost) may come anywhere between the request and the end. The table below is the only place
 this is written down: the reader checks tapes against it, the recorder asks it whether an event can still
 happen (a second end is ignored there, not recorded), and every other producer of exchanges uses it too.
 The events are the record tags.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-Event = Literal["request", "response", "chunk", "end"]
+Event = Literal["request", "response", "chunk", "gap", "end"]
 
 
 class Phase(Enum):
@@ -30,6 +31,8 @@ TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     (Phase.SENT, "response"): Phase.STREAMING,
     (Phase.SENT, "end"): Phase.ENDED,
     (Phase.STREAMING, "chunk"): Phase.STREAMING,
+    (Phase.SENT, "gap"): Phase.SENT,  # records were lost (format 1.1): the exchange goes on, damaged
+    (Phase.STREAMING, "gap"): Phase.STREAMING,
     (Phase.STREAMING, "end"): Phase.ENDED,
 }
 
@@ -37,6 +40,7 @@ _WHY: dict[tuple[Phase, Event], str] = {
     (Phase.NEW, "response"): "has a response head before its request",
     (Phase.NEW, "chunk"): "has a chunk before its request",
     (Phase.NEW, "end"): "has an end before its request",
+    (Phase.NEW, "gap"): "has a gap before its request",
     (Phase.SENT, "request"): "has two requests",
     (Phase.SENT, "chunk"): "has a chunk before its response",
     (Phase.STREAMING, "request"): "has two requests",

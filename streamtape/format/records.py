@@ -14,7 +14,7 @@ import msgspec
 
 MAGIC = "streamtape"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 
 #: Hard limits that keep a reader's memory bounded on hostile files (see spec/tape-format.md).
 MAX_RECORD_SIZE = 64 * 1024 * 1024
@@ -93,6 +93,20 @@ class End(msgspec.Struct, tag="end", array_like=True, frozen=True):
     message: str | None = None
 
 
-Record = Header | Request | Response | Chunk | End
+class Gap(msgspec.Struct, tag="gap", array_like=True, frozen=True):
+    """Format 1.1: the recorder lost ``records`` records (``bytes`` of chunk data) of this exchange here.
 
-RECORD_TYPES: tuple[type, ...] = (Header, Request, Response, Chunk, End)
+    Written when a writer could not keep up (its queue was full) or failed to write, so a reader sees
+    that the exchange is damaged instead of a stream that looks shorter than it was.
+    """
+
+    x: int
+    t_ns: int
+    records: int
+    bytes: int
+    reason: str
+
+
+Record = Header | Request | Response | Chunk | End | Gap
+
+RECORD_TYPES: tuple[type, ...] = (Header, Request, Response, Chunk, End, Gap)

@@ -1,66 +1,58 @@
-"""What every recording transport does, whatever its HTTP library: the shells only translate.
+"""What every recording transport does on the caller's side, whatever its HTTP library.
 
-``Recorder`` belongs to one transport: it owns (a share of) the tape writer and the redactor, and opens an
-``ExchangeRecording`` per request. ``ExchangeRecording`` is a small state machine fed by the shell (response head,
-chunks, then exactly one end) that turns each event into a record with its time. It never raises into the
-caller: recording is observation only.
+``Recorder`` belongs to one transport: it holds the transport's choices (redaction, ``keep``, ``sample``,
+hooks), its ``stats``, and a share of the pipeline that writes its target. ``begin`` opens an
+``ExchangeRecording`` per request. On the caller's thread an exchange costs a clock read and a queue
+append per event; everything else happens on the writer's thread (``pipeline``). Nothing here raises
+into the caller: recording is observation only.
+
+Targets: a path is one tape (``{pid}`` and ``{date}`` allowed); an existing directory, or a path ending
+in ``/``, is a directory of tapes, one per exchange; a callable ``(Header) -> Sink`` is any other sink.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
-import threading
-from collections.abc import Iterable, Mapping
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from ..errors import TapeError
-from ..format.lifecycle import Phase, allowed
-from ..format.records import MAX_RECORD_SIZE, Chunk, End, Headers, Outcome, Request, Response
-from ..storage.writer import TapeWriter
-from .redact import RedactOption, Redactor, redactor_for
+from ..format.records import Header, Outcome
+from ..storage.sinks import DirectorySink, FileSink, Sink
+from .pending import BeforeRecord, BeforeRecordChunk, Begin, Finish, Head, Keep, RecordOptions
+from .pipeline import WAKE_AT, Clock, Pipeline, registry
+from .redact import RedactOption, redactor_for
+from .stats import RecorderStats
 
 logger = logging.getLogger("streamtape")
 
-_BODY_LIMIT = MAX_RECORD_SIZE - 1024 * 1024  # room for the URL and headers in the same record
+Target = str | os.PathLike[str] | Callable[[Header], Sink]
+
+_paused: contextvars.ContextVar[bool] = contextvars.ContextVar("streamtape_paused", default=False)
+#: A request extension that opts one request out: ``extensions={"streamtape.record": False}``.
+OPT_OUT_EXTENSION = "streamtape.record"
 
 
-class _SharedWriters:
-    """One writer per file per process, so two clients recording to one path share it (and its file lock)."""
+@contextlib.contextmanager
+def not_recorded() -> Iterator[None]:
+    """Requests made inside this block (this thread or task) are not recorded.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: dict[str, tuple[TapeWriter, int]] = {}
-
-    def acquire(self, path: str, **kwargs: Any) -> TapeWriter:
-        key = os.path.realpath(path)
-        with self._lock:
-            writer, users = self._open.get(key, (None, 0))
-            if writer is None or writer.failure is not None:
-                writer, users = TapeWriter(path, **kwargs), 0
-            self._open[key] = (writer, users + 1)
-            return writer
-
-    def release(self, writer: TapeWriter) -> None:
-        key = os.path.realpath(writer.path)
-        with self._lock:
-            current, users = self._open.get(key, (None, 0))
-            if current is not writer:
-                writer.close()
-                return
-            if users <= 1:
-                del self._open[key]
-                writer.close()
-            else:
-                self._open[key] = (writer, users - 1)
+    >>> with streamtape.not_recorded():
+    ...     client.chat.completions.create(...)   # a prompt that must never reach a tape
+    """
+    token = _paused.set(True)
+    try:
+        yield
+    finally:
+        _paused.reset(token)
 
 
-writers = _SharedWriters()
-
-
-def _text_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> Headers:
-    """Raw header bytes as latin-1 strings: lossless both ways, readable in ``cat``."""
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]
+def _is_directory(target: str) -> bool:
+    return target.endswith(("/", os.sep)) or os.path.isdir(target)
 
 
 class Recorder:
@@ -68,90 +60,153 @@ class Recorder:
 
     def __init__(
         self,
-        target: str | os.PathLike[str],
+        target: Target,
         *,
         redact: RedactOption = True,
         meta: Mapping[str, Any] | None = None,
+        keep: Keep = "all",
+        sample: float = 1.0,
+        seed: int | None = None,
+        before_record: BeforeRecord | None = None,
+        before_record_chunk: BeforeRecordChunk | None = None,
+        hold_bytes: int = 8 << 20,
+        max_bytes: int | None = None,
+        max_age: float | None = None,
         flush_interval: float = 0.25,
+        max_pending_bytes: int = 64 << 20,
+        clock: Clock = time.perf_counter_ns,
     ) -> None:
-        self.path = os.fspath(target)
-        self.redactor = redactor_for(redact)
-        self.writer: TapeWriter | None = None
-        try:
-            self.writer = writers.acquire(
-                self.path,
+        if keep not in ("all", "failed"):
+            raise ValueError(f"keep must be 'all' or 'failed', not {keep!r}")
+        if not 0.0 <= sample <= 1.0:
+            raise ValueError(f"sample must be between 0.0 and 1.0, not {sample!r}")
+        self.stats = RecorderStats()
+        redactor = redactor_for(redact)
+        self.options = RecordOptions(
+            redactor, self.stats, keep, hold_bytes, before_record, before_record_chunk
+        )
+        self.sample = sample
+        self._random = random.Random(seed)
+        self.pipeline: Pipeline | None = None
+        self._failure_reported = False
+        if callable(target) and not isinstance(target, str | os.PathLike):
+            self.path = getattr(target, "__name__", repr(target))
+            key, factory = f"sink:{id(target)}", target
+        else:
+            self.path = os.fspath(target)
+            key, factory = self._target(self.path, max_bytes, max_age)
+
+        def make() -> Pipeline:
+            return Pipeline(
+                factory,
                 meta=dict(meta or {}),
-                redaction=self.redactor.describe() if self.redactor else None,
+                redaction=redactor.describe() if redactor else None,
+                clock=clock,
                 flush_interval=flush_interval,
+                max_pending_bytes=max_pending_bytes,
             )
-        except (OSError, TapeError) as exc:
+
+        self._key = key
+        try:
+            self.pipeline = registry.acquire(key, make)
+            self.pipeline.register(self.stats)
+        except Exception as exc:
+            self.stats.error(type(exc).__name__ if not isinstance(exc, OSError) else _cause(exc))
             logger.error(
                 "streamtape: cannot record to %s (%s); requests go through unrecorded", self.path, exc
             )
 
+    @staticmethod
+    def _target(
+        path: str, max_bytes: int | None, max_age: float | None
+    ) -> tuple[str, Callable[[Header], Sink]]:
+        if _is_directory(path):
+            directory = path.rstrip("/" + os.sep) or path
+            return f"dir:{os.path.realpath(directory)}", lambda header: DirectorySink(
+                directory, header, max_bytes=max_bytes, max_age=max_age
+            )
+        return f"file:{os.path.realpath(path)}", lambda header: FileSink(path, header, max_bytes=max_bytes)
+
     @property
     def failure(self) -> BaseException | None:
-        """Why recording stopped, or None while it works."""
-        if self.writer is None:
+        """Why this recorder records nothing, or None while it works."""
+        if self.pipeline is None:
+            from ..errors import TapeError
+
             return TapeError("the tape could not be opened", path=self.path)
-        return self.writer.failure
+        return self.pipeline.failure
 
     def begin(
-        self, method: str, url: str, raw_headers: Iterable[tuple[bytes, bytes]], body: bytes
+        self,
+        method: str,
+        url: str,
+        raw_headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        extensions: Mapping[str, Any] | None = None,
     ) -> ExchangeRecording:
-        """Record a request as it reaches the transport; returns the recording its response events go to."""
-        if self.writer is None:
-            return _Unrecorded()
-        try:
-            return ExchangeRecording(self.writer, self.redactor, method, url, _text_pairs(raw_headers), body)
-        except Exception as exc:  # observation must never break the request
-            logger.error("streamtape: could not record a request to %s: %s", url, exc)
-            return _Unrecorded()
+        """A request reached the transport: returns the recording its response events go to."""
+        stats = self.stats
+        stats.add(seen=1)
+        pipeline = self.pipeline
+        if pipeline is None:
+            return UNRECORDED
+        if pipeline.failure is not None:
+            if not self._failure_reported:
+                self._failure_reported = True
+                logger.error("streamtape: not recording to %s: %s", self.path, pipeline.failure)
+            return UNRECORDED
+        if (
+            _paused.get()
+            or (extensions is not None and extensions.get(OPT_OUT_EXTENSION) is False)
+            or (self.sample < 1.0 and self._random.random() >= self.sample)
+        ):
+            stats.add(sampled_out=1)
+            return UNRECORDED
+        recording = ExchangeRecording(pipeline)
+        pipeline.put(
+            (recording.x, pipeline.clock(), Begin(method, url, raw_headers, body, self.options, recording))
+        )
+        return recording
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every exchange event so far is on disk (tests, and before copying a live tape)."""
+        return self.pipeline.sync(timeout) if self.pipeline is not None else False
 
     def close(self) -> None:
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            writers.release(writer)
+        """Write what is queued and release the target (the last user closes the tape). Milliseconds."""
+        if self.pipeline is not None:
+            pipeline, self.pipeline = self.pipeline, None
+            registry.release(self._key, pipeline)
+
+
+def _cause(exc: OSError) -> str:
+    import errno
+
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
 class ExchangeRecording:
-    """One exchange being recorded: ``response`` once, ``chunk`` any number of times, then one end.
+    """One exchange being recorded, on the caller's side: each event is a clock read and a queue append.
 
-    Events the lifecycle table does not allow any more are ignored rather than recorded (a second end:
-    that is what lets a shell report both "the iterator finished" and "the stream was closed" without
-    deciding which came first). A recording with no writer records nothing.
+    The writer applies the lifecycle (a second end is ignored there); ``ended`` only saves queueing one.
+    Shells stream chunks through ``queue`` directly (see ``transports.recording``): the hot path.
     """
 
-    __slots__ = ("_redactor", "_writer", "id", "phase", "start")
+    __slots__ = ("clock", "dropped", "dropped_bytes", "ended", "pipeline", "queue", "x")
 
-    def __init__(
-        self,
-        writer: TapeWriter,
-        redactor: Redactor | None,
-        method: str,
-        url: str,
-        headers: Headers,
-        body: bytes,
-    ) -> None:
-        self._writer = writer
-        self._redactor = redactor
-        self.phase = Phase.NEW
-        if redactor is not None:
-            url, headers = redactor.redact_url(url), redactor.redact_headers(headers)
-        self.id = writer.next_exchange_id()
-        self.start = writer.clock()
-        body_size = None
-        if len(body) > _BODY_LIMIT:
-            body, body_size = body[:_BODY_LIMIT], len(body)
-        writer.append(Request(self.id, self.start - writer.origin_ns, method, url, headers, body, body_size))
-        self.phase = Phase.SENT
-
-    @property
-    def ended(self) -> bool:
-        return self.phase is Phase.ENDED
-
-    def _t(self) -> int:
-        return self._writer.clock() - self.start
+    def __init__(self, pipeline: Pipeline | None) -> None:
+        self.pipeline = pipeline
+        self.dropped = 0
+        self.dropped_bytes = 0
+        self.ended = pipeline is None
+        if pipeline is None:
+            self.queue = None
+            self.x = 0
+            self.clock = time.perf_counter_ns
+            return
+        self.queue = pipeline.queue
+        self.clock = pipeline.clock
+        self.x = pipeline.next_id()
 
     def response(
         self,
@@ -160,19 +215,21 @@ class ExchangeRecording:
         raw_headers: Iterable[tuple[bytes, bytes]],
         reason: str = "",
     ) -> None:
-        if not allowed(self.phase, "response"):
-            return
-        self.phase = Phase.STREAMING
-        headers = _text_pairs(raw_headers)
-        if self._redactor is not None:
-            headers = self._redactor.redact_headers(headers)
-        self._writer.append(Response(self.id, self._t(), status_code, http_version, headers, reason))
+        if not self.ended:
+            assert self.queue is not None
+            self.queue.append(
+                (self.x, self.clock(), Head(status_code, http_version, list(raw_headers), reason))
+            )
 
     def chunk(self, data: bytes) -> None:
-        if (
-            self.phase is Phase.STREAMING
-        ):  # the table's only state that takes a chunk; checked inline: hot path
-            self._writer.append(Chunk(self.id, self._t(), bytes(data)))
+        queue = self.queue
+        if queue is None or self.ended:
+            return
+        if len(queue) < WAKE_AT:
+            queue.append((self.x, self.clock(), data))
+        else:
+            assert self.pipeline is not None
+            self.pipeline.overflow(self.x, self.clock(), data, self)
 
     def complete(self) -> None:
         self._end("complete")
@@ -184,19 +241,12 @@ class ExchangeRecording:
         self._end("client_closed", None, why)
 
     def _end(self, outcome: Outcome, error_type: str | None = None, message: str | None = None) -> None:
-        if not allowed(self.phase, "end"):
+        if self.ended:
             return
-        self.phase = Phase.ENDED
-        self._writer.append(End(self.id, self._t(), outcome, error_type, message))
-        self._writer.flush()
+        self.ended = True
+        assert self.pipeline is not None
+        self.pipeline.put((self.x, self.clock(), Finish(outcome, error_type, message)))
 
 
-class _Unrecorded(ExchangeRecording):
-    """What a request gets when there is nothing to record into: every event is a no-op."""
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        self.phase = Phase.ENDED
-        self.id = 0
-        self.start = 0
+#: What a request gets when nothing is to be recorded: every event is a no-op.
+UNRECORDED = ExchangeRecording(None)

@@ -8,13 +8,17 @@ shell sees (the request, the response head, each chunk, how the body ended) goes
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
-from ..record.recorder import ExchangeRecording, Recorder
+import anyio
+
+from ..record.pending import BeforeRecord, BeforeRecordChunk, Keep
+from ..record.pipeline import WAKE_AT
+from ..record.recorder import ExchangeRecording, Recorder, Target
 from ..record.redact import RedactOption
+from ..record.stats import RecorderStats
 from .library import check_library
 
 
@@ -40,7 +44,10 @@ def response_head(response: Any) -> tuple[str, str]:
 
 
 class RecordingStream:
-    """Passes the inner stream's chunks through untouched, recording each and how the stream ended."""
+    """Passes the inner stream's chunks through untouched, recording each and how the stream ended.
+
+    The loop is the recorder's hot path: per chunk, a clock read and a queue append (see ``pipeline``).
+    """
 
     def __init__(self, inner: SyncStream, recording: ExchangeRecording) -> None:
         self._inner = inner
@@ -48,10 +55,18 @@ class RecordingStream:
 
     def __iter__(self) -> Iterator[bytes]:
         recording = self._recording
+        queue = recording.queue
         try:
-            for chunk in self._inner:
-                recording.chunk(chunk)
-                yield chunk
+            if queue is None:
+                yield from self._inner
+            else:
+                x, clock, append, overflow = recording.x, recording.clock, queue.append, recording.chunk
+                for chunk in self._inner:
+                    if len(queue) < WAKE_AT:
+                        append((x, clock(), chunk))
+                    else:
+                        overflow(chunk)
+                    yield chunk
         except Exception as exc:
             recording.error(exc)
             raise
@@ -74,10 +89,19 @@ class AsyncRecordingStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         recording = self._recording
+        queue = recording.queue
         try:
-            async for chunk in self._inner:
-                recording.chunk(chunk)
-                yield chunk
+            if queue is None:
+                async for chunk in self._inner:
+                    yield chunk
+            else:
+                x, clock, append, overflow = recording.x, recording.clock, queue.append, recording.chunk
+                async for chunk in self._inner:
+                    if len(queue) < WAKE_AT:
+                        append((x, clock(), chunk))
+                    else:
+                        overflow(chunk)
+                    yield chunk
         except Exception as exc:
             recording.error(exc)
             raise
@@ -101,31 +125,65 @@ class _RecordingShell:
 
     def __init__(
         self,
-        target: str | os.PathLike[str],
+        target: Target,
         *,
         transport: Any = None,
         redact: RedactOption = True,
         meta: Mapping[str, Any] | None = None,
+        keep: Keep = "all",
+        sample: float = 1.0,
+        seed: int | None = None,
+        before_record: BeforeRecord | None = None,
+        before_record_chunk: BeforeRecordChunk | None = None,
+        hold_bytes: int = 8 << 20,
+        max_bytes: int | None = None,
+        max_age: float | None = None,
     ) -> None:
-        """Record every exchange that passes through ``transport`` into the tape at ``target``.
+        """Record every exchange that passes through ``transport`` into ``target``.
 
-        ``transport``: the transport that really talks to the network (default: the library's own).
-        ``redact``: True (the default secret names), False, extra header/query names to add, or a Redactor.
-        ``meta``: JSON-compatible user metadata stored in the tape's header.
+        ``target``: a tape path (``{pid}``, ``{date}`` allowed), a directory (one tape per exchange), or a
+        ``(Header) -> Sink`` callable. ``transport``: the one that really talks to the network (default:
+        the library's own). ``redact``: True (the default secret names), False, extra header/query names,
+        or a ``Redactor``. ``meta``: JSON-compatible metadata for the tape's header.
+
+        Flight-recorder options: ``keep="failed"`` writes only exchanges that errored, got a status >= 400
+        or were truncated (others are held up to ``hold_bytes`` each, then written anyway); ``sample``
+        records that fraction of requests (``seed`` makes it repeatable); ``before_record(request,
+        response)`` and ``before_record_chunk(request, data)`` scrub what is written (on the writer's
+        thread); ``max_bytes`` / ``max_age`` bound what a directory (or a single tape) may hold.
         """
         if transport is not None:
             check_library(self._lib, transport, "transport", type(self).__name__)
         self.inner = transport if transport is not None else getattr(self._lib, self._default_transport)()
-        self.recorder = Recorder(target, redact=redact, meta=meta)
+        self.recorder = Recorder(
+            target,
+            redact=redact,
+            meta=meta,
+            keep=keep,
+            sample=sample,
+            seed=seed,
+            before_record=before_record,
+            before_record_chunk=before_record_chunk,
+            hold_bytes=hold_bytes,
+            max_bytes=max_bytes,
+            max_age=max_age,
+        )
 
     @property
     def path(self) -> str:
         return self.recorder.path
 
+    @property
+    def stats(self) -> RecorderStats:
+        """A snapshot of what this transport recorded, discarded, dropped, and why it failed."""
+        return self.recorder.stats.snapshot()
+
     def _begin(self, request: Any, body: bytes) -> ExchangeRecording:
         if not isinstance(request, self._lib.Request):
             check_library(self._lib, request, "request", type(self).__name__)
-        return self.recorder.begin(request.method, str(request.url), request.headers.raw, body)
+        return self.recorder.begin(
+            request.method, str(request.url), request.headers.raw, body, request.extensions
+        )
 
     def _wrap(self, response: Any, recording: ExchangeRecording) -> Any:
         version, reason = response_head(response)
@@ -156,6 +214,10 @@ class RecordingShell(_RecordingShell):
             raise
         return self._wrap(response, recording)
 
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything recorded so far is on disk (records are written by a background thread)."""
+        return self.recorder.flush(timeout)
+
     def close(self) -> None:
         try:
             self.inner.close()
@@ -180,8 +242,12 @@ class AsyncRecordingShell(_RecordingShell):
             raise
         return self._wrap(response, recording)
 
+    async def aflush(self, timeout: float = 10.0) -> bool:
+        """Wait (off the event loop) until everything recorded so far is on disk."""
+        return await anyio.to_thread.run_sync(self.recorder.flush, timeout)
+
     async def aclose(self) -> None:
         try:
             await self.inner.aclose()
         finally:
-            self.recorder.close()
+            await anyio.to_thread.run_sync(self.recorder.close)  # the event loop never waits on the disk

@@ -1,0 +1,89 @@
+"""Verbs that read what an exchange said: ``diagnose``, ``compare`` (two exchanges) and ``play``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..analysis.compare import compare as compare_exchanges
+from ..analysis.diagnose import diagnose as diagnose_exchange
+from ..report.diagnosis import diagnosis_lines
+from ..report.player import play_exchange
+from ..storage.reader import open_tape
+from ._numbering import exchange_option, one, select
+
+#: The exit status of a finding: exchanges differ, a verdict other than ``complete`` under ``--check``.
+FINDING = 1
+
+
+@click.command()
+@click.argument("tape", type=click.Path(dir_okay=False))
+@exchange_option("Only exchange number N (as numbered by `info`).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="A JSON list of diagnosis objects (the Diagnostics fields)."
+)
+@click.option(
+    "--check", is_flag=True, help="Exit 1 when a diagnosed exchange's verdict is not `complete` (for CI)."
+)
+def diagnose(tape: str, exchange: int | None, as_json: bool, check: bool) -> None:
+    """Diagnose the exchanges of a tape: verdict, timings, gaps, hazards, the text and tool calls."""
+    t = open_tape(tape)
+    results = [(n, e, diagnose_exchange(e)) for n, e in select(t, exchange)]
+    if as_json:
+        click.echo(json.dumps([d.as_dict() for _, _, d in results], indent=2, ensure_ascii=False))
+    else:
+        colour = sys.stdout.isatty()
+        if t.incomplete:
+            click.echo(f"INCOMPLETE tape: {t.problem}")
+        for i, (n, e, d) in enumerate(results):
+            if i:
+                click.echo("")
+            for line in diagnosis_lines(n, e, d, colour):
+                click.echo(line)
+    if check and any(d.verdict != "complete" for _, _, d in results):
+        sys.exit(FINDING)
+
+
+@click.command()
+@click.argument("a", type=click.Path(dir_okay=False))
+@click.argument("b", type=click.Path(dir_okay=False))
+@click.option(
+    "--exchange-a", "xa", type=int, default=0, show_default=True, help="Exchange number in A (as `info`)."
+)
+@click.option(
+    "--exchange-b", "xb", type=int, default=0, show_default=True, help="Exchange number in B (as `info`)."
+)
+def compare(a: str, b: str, xa: int, xb: int) -> None:
+    """Compare what two exchanges said: text, tool calls, finish reason.
+
+    Exit status: 0 when they say the same, 1 when they differ (the first divergence is printed), 2 on bad
+    input.
+    """
+    result = compare_exchanges(one(open_tape(a), xa), one(open_tape(b), xb))
+    if result.equal:
+        d = result.a
+        assert d is not None  # compare() always gives both diagnoses
+        click.echo(
+            f"same: {len(d.text)} characters of text, {len(d.tool_calls)} tool calls, finish {d.finish_reason}"
+        )
+        return
+    for diff in result.differences:
+        click.echo(str(diff))
+    sys.exit(FINDING)
+
+
+@click.command()
+@click.argument("tape", type=click.Path(dir_okay=False))
+@exchange_option("Exchange number to play (as numbered by `info`).", default=0)
+@click.option(
+    "--speed", type=float, default=1.0, show_default=True, help="Times the recorded pace (inf: no waiting)."
+)
+@click.option("--max-gap", type=float, help="Cap every wait at this many seconds of tape time.")
+@click.option("--raw", is_flag=True, help="Write the raw body bytes instead of the assembled text.")
+def play(tape: str, exchange: int, speed: float, max_gap: float | None, raw: bool) -> None:
+    """Replay an exchange to the terminal at its recorded pace, like a terminal-session player."""
+    if not speed > 0:
+        raise click.BadParameter("must be > 0", param_hint="--speed")
+    play_exchange(one(open_tape(tape), exchange), speed=speed, max_gap=max_gap, raw=raw, out=sys.stdout)

@@ -1,0 +1,120 @@
+"""What ``info`` shows: a tape's header (every segment's, when recordings were appended) and a line per
+exchange, as text or as the ``--json`` document.
+
+Separate from the CLI so the demo prints the very same view without importing the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..format.jsonform import record_to_json
+from ..format.records import Header
+from ..model import Exchange, Tape
+
+#: Exchanges with the number ``info`` gives them: their index in ``Tape.exchanges``.
+Numbered = Sequence[tuple[int, Exchange]]
+
+
+def ms(ns: int | None) -> str:
+    """Nanoseconds as milliseconds with one decimal, ``-`` when unknown."""
+    return "-" if ns is None else f"{ns / 1e6:.1f}ms"
+
+
+def exchange_summary(exchange: Exchange) -> dict[str, Any]:
+    """The facts ``info`` shows for one exchange (also its ``--json`` form)."""
+    end = exchange.end
+    chunks = exchange.chunks
+    return {
+        "segment": exchange.segment,
+        "id": exchange.id,
+        "method": exchange.request.method,
+        "url": exchange.request.url,
+        "status": exchange.response.status_code if exchange.response else None,
+        "outcome": end.outcome,
+        "error_type": end.error_type,
+        "message": end.message,
+        "chunks": len(chunks),
+        "bytes": sum(len(c.data) for c in chunks),
+        "ttfb_ns": chunks[0].t_ns if chunks else None,
+        "duration_ns": end.t_ns,
+    }
+
+
+def _started(header: Header) -> str:
+    return datetime.fromtimestamp(header.started_unix_ns / 1e9, UTC).isoformat(timespec="milliseconds")
+
+
+def _format(header: Header) -> str:
+    return f"{header.version[0]}.{header.version[1]}, written by {header.writer}, started {_started(header)}"
+
+
+def _redacted(header: Header) -> str:
+    redaction = header.redaction
+    if redaction is None:
+        return "nothing (recorded with redact=False)"
+    return f"{', '.join(redaction.headers)}; query {', '.join(redaction.query)} (key {redaction.key_id})"
+
+
+def _numbers(tape: Tape, segment: int) -> str:
+    held = [n for n, e in enumerate(tape.exchanges) if e.segment == segment]
+    if not held:
+        return "no exchanges"
+    if len(held) == 1:
+        return f"exchange #{held[0]}"
+    return f"exchanges #{held[0]}-#{held[-1]}"  # numbered by segment first, so a segment's are consecutive
+
+
+def header_lines(tape: Tape) -> list[str]:
+    """The tape's path and header; with several segments, each one's format, meta and redaction."""
+    lines = [f"tape      {tape.path}"]
+    if len(tape.segments) <= 1:
+        header = tape.header
+        lines.append(f"format    {_format(header)}")
+        if header.meta:
+            lines.append(f"meta      {json.dumps(header.meta, sort_keys=True)}")
+        lines.append(f"redacted  {_redacted(header)}")
+    else:
+        lines.append(f"segments  {len(tape.segments)} (recordings appended to one tape)")
+        for n, header in enumerate(tape.segments):
+            lines.append(f"segment {n} format {_format(header)}; {_numbers(tape, n)}")
+            if header.meta:
+                lines.append(f"          meta      {json.dumps(header.meta, sort_keys=True)}")
+            lines.append(f"          redacted  {_redacted(header)}")
+    if tape.incomplete:
+        lines.append(f"INCOMPLETE {tape.problem}")
+    return lines
+
+
+def exchange_line(n: int, exchange: Exchange) -> str:
+    """One exchange as ``info`` lists it: number, method, URL, status, outcome, chunks, bytes, ttfb, duration."""
+    s = exchange_summary(exchange)
+    outcome = s["outcome"] + (f" ({s['error_type']})" if s["error_type"] else "")
+    status = s["status"] if s["status"] is not None else "---"
+    return (
+        f"  #{n:<3} {s['method']:<6} {s['url']}  {status}  {outcome}  {s['chunks']} chunks  {s['bytes']} B  "
+        f"ttfb {ms(s['ttfb_ns'])}  {ms(s['duration_ns'])}"
+    )
+
+
+def info_lines(tape: Tape, exchanges: Numbered | None = None) -> list[str]:
+    """The human form of ``info``: the header, then a line per exchange (all, or the numbered ones given)."""
+    chosen = list(enumerate(tape.exchanges)) if exchanges is None else exchanges
+    shown = f"{len(tape.exchanges)}" if exchanges is None else f"{len(tape.exchanges)}, showing {len(chosen)}"
+    return [*header_lines(tape), f"exchanges {shown}", *(exchange_line(n, e) for n, e in chosen)]
+
+
+def info_document(tape: Tape, exchanges: Numbered | None = None) -> dict[str, Any]:
+    """The ``--json`` form of ``info``: the first header, every segment's, and a summary per exchange."""
+    chosen = list(enumerate(tape.exchanges)) if exchanges is None else exchanges
+    return {
+        "path": tape.path,
+        "header": record_to_json(tape.header),
+        "segments": [record_to_json(h) for h in tape.segments or [tape.header]],
+        "incomplete": tape.incomplete,
+        "problem": tape.problem,
+        "exchanges": [{"number": n, **exchange_summary(e)} for n, e in chosen],
+    }

@@ -1,0 +1,212 @@
+"""One tape file being appended to: a segment written as a stream of zstd blocks. Used by one thread.
+
+``TapeFile`` opens (or creates) the file, takes the lock, mends a tail left cut by a crash, writes the
+segment's header, and then takes records, ``flush()`` (a block: durable on disk, bounded loss) and
+``end_frame()``. Opening an existing tape reads at most its last frame: the frame markers say where it
+starts (tapes from before markers existed are read whole, once).
+
+Every flush is one ``write`` to an ``O_APPEND`` file. A failed write (disk full, file too large) is undone:
+the file is cut back to its last good byte and the open frame is mended before the next write, so the
+file on disk is always a readable tape.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from ..errors import TapeError
+from ..format.codec import TapeDecoder
+from ..format.encoder import FRAME_LIMIT, MARKER_SIZE, TapeEncoder, find_last_marker, parse_marker
+from ..format.records import Header, Record
+from .locking import LockHeld, lock_exclusive
+
+_READ_SIZE = 1 << 20
+#: How far back from the end a writer looks for the last frame marker: a frame's compressed size is at
+#: most its content (``FRAME_LIMIT`` plus one batch of records) and a little framing.
+_TAIL_SCAN = 2 * FRAME_LIMIT + (2 << 20)
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+class TapeBusy(TapeError):
+    """Another process holds the tape open for writing."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class TapeFile:
+    """An open tape that records are appended to. Raises ``OSError`` / ``TapeError``; callers contain them."""
+
+    def __init__(
+        self,
+        path: str,
+        header: Header,
+        *,
+        level: int = 3,
+        window_log: int | None = None,
+        frame_limit: int = FRAME_LIMIT,
+        create_only: bool = False,
+    ) -> None:
+        self.path = path
+        self._level, self._window_log, self._frame_limit = level, window_log, frame_limit
+        flags = _OPEN_FLAGS | (os.O_EXCL if create_only else 0)
+        self._fd = os.open(path, flags, 0o600)
+        try:
+            try:
+                lock_exclusive(self._fd)
+            except LockHeld:
+                raise TapeBusy("another process is recording to this tape", path=path) from None
+            info = os.fstat(self._fd)
+            self._identity = (info.st_dev, info.st_ino)
+            self.size = info.st_size  # the end of what is on disk and good
+            next_sequence = 0
+            if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+                next_sequence = self._mend()
+            self._encoder = self._new_encoder(next_sequence)
+            self._broken = False
+            self.write([header])
+            self.flush()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    # -- writing ------------------------------------------------------------------------------------
+    def write(self, records: list[Record]) -> None:
+        """Encode records into the open frame (``TapeLimitError`` for a record over the limit)."""
+        add = self._encoder.add
+        for record in records:
+            add(record)
+
+    def flush(self) -> None:
+        """Make every record written so far durable: end a block (or the frame, past its size limit)."""
+        self._put(self._encoder.flush)
+
+    def end_frame(self) -> None:
+        """End the open frame, so the file ends on a verified frame (an idle recorder's resting state)."""
+        self._put(self._encoder.end_frame)
+
+    @property
+    def frame_open(self) -> bool:
+        return self._encoder.frame_open
+
+    def _put(self, produce: object) -> None:
+        if self._broken:
+            self._repair()
+        data: bytes = produce()  # type: ignore[operator]
+        if not data:
+            return
+        try:
+            _write_all(self._fd, data)
+        except OSError:
+            self._broken = True  # what reached the disk of this write ends inside a block: undo it next time
+            raise
+        self.size += len(data)
+
+    def _new_encoder(self, next_sequence: int) -> TapeEncoder:
+        return TapeEncoder(
+            level=self._level,
+            window_log=self._window_log,
+            frame_limit=self._frame_limit,
+            next_sequence=next_sequence,
+        )
+
+    def _repair(self) -> None:
+        """After a failed write: cut the file back to its last good byte and end the open frame there.
+
+        The records of the failed write are lost (the caller counts them); everything before is kept.
+        """
+        os.ftruncate(self._fd, self.size)
+        self._encoder = self._new_encoder(self._mend())
+        self._broken = False
+
+    def moved(self) -> bool:
+        """Whether the path no longer names this file (deleted or replaced while recording)."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return True
+        return (info.st_dev, info.st_ino) != self._identity
+
+    def close(self) -> None:
+        """End the frame and release the file. Idempotent; a failure leaves a readable (cut) tape."""
+        if self._fd < 0:
+            return
+        try:
+            self.end_frame()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+    # -- mending ------------------------------------------------------------------------------------
+    def _truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+        self.size = size
+
+    def _append_frame(self, records: list[Record], sequence: int) -> None:
+        encoder = TapeEncoder(next_sequence=sequence)
+        encoder.add_all(records)
+        data = encoder.end_frame()
+        self._broken = True  # until the whole frame is on disk
+        _write_all(self._fd, data)
+        self._broken = False
+        self.size += len(data)
+
+    def _mend(self) -> int:
+        """Make the file end on a complete frame, keeping every whole record; return the next sequence."""
+        size = self.size
+        start = max(0, size - _TAIL_SCAN)
+        with open(self._fd, "rb", closefd=False) as f:
+            f.seek(start)
+            tail = f.read(size - start)
+        at = find_last_marker(tail)
+        if at is None:
+            return self._mend_unmarked()
+        frame_start = start + at
+        sequence = parse_marker(tail[at:])
+        assert sequence is not None
+        decoder = TapeDecoder(header_first=frame_start == 0)
+        try:
+            decoder.feed(tail[at:])
+            salvaged = decoder.finish()
+        except TapeError as exc:
+            raise TapeError(f"refusing to append: {exc.reason}", path=self.path) from None
+        if not decoder.incomplete:
+            return sequence + 1
+        # The last frame is cut (a crash, a failed write). If it completed, drop the junk after it; else
+        # write its whole records again as a complete frame in its place, under its own sequence number.
+        if decoder.good_end > MARKER_SIZE:
+            self._truncate(frame_start + decoder.good_end)
+            return sequence + 1
+        self._truncate(frame_start)
+        if not salvaged:
+            return sequence
+        self._append_frame(salvaged, sequence)
+        return sequence + 1
+
+    def _mend_unmarked(self) -> int:
+        """A tape without frame markers (format 1.0): read it whole to find its last complete frame."""
+        decoder = TapeDecoder()
+        try:
+            with open(self._fd, "rb", closefd=False) as f:
+                f.seek(0)
+                while data := f.read(_READ_SIZE):
+                    decoder.feed(data)
+            salvaged = decoder.finish()
+        except TapeError as exc:
+            raise TapeError(f"refusing to append: {exc.reason}", path=self.path) from None
+        if decoder.good_end != self.size:
+            self._truncate(decoder.good_end)
+            if salvaged:
+                self._append_frame(salvaged, 0)
+                return 1
+        return 0
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
