@@ -21,7 +21,9 @@ from .errors import (
 )
 from .format.records import Chunk, End, Header, Redaction, Request, Response
 from .model import Chunks, Exchange, Tape
+from .record.recorder import not_recorded
 from .record.redact import Redactor
+from .record.stats import RecorderStats
 from .replay.matching import ReplayRequest
 from .storage.reader import iter_records, open_tape
 from .transports.library import WrongLibraryError
@@ -37,6 +39,7 @@ __all__ = [
     "Exchange",
     "Header",
     "NotATapeError",
+    "RecorderStats",
     "Redaction",
     "Redactor",
     "ReplayRequest",
@@ -52,5 +55,6 @@ __all__ = [
     "compare",
     "diagnose",
     "iter_records",
+    "not_recorded",
     "open_tape",
 ]

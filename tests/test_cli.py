@@ -208,3 +208,22 @@ def test_cat_into_a_reader_that_leaves_early_exits_0_without_a_traceback(tmp_pat
     proc.stdout.close()
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == b""
+
+
+def test_compact_rewrites_a_closed_tape_smaller_with_the_same_records(tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parents[1] / "samples" / "openai-complete.tape"
+    out = tmp_path / "small.tape"
+    result = CliRunner().invoke(main, ["compact", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert list(streamtape.iter_records(out)) == list(streamtape.iter_records(source))
+    assert f"{out}: {source.stat().st_size} -> {out.stat().st_size} bytes" in result.output
+
+
+def test_compact_refuses_an_incomplete_tape_on_one_line(tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parents[1] / "samples" / "openai-complete.tape"
+    cut = tmp_path / "cut.tape"
+    cut.write_bytes(source.read_bytes()[:-5])
+    result = CliRunner().invoke(main, ["compact", str(cut)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "not compacting an incomplete tape" in result.output
+    assert cut.read_bytes() == source.read_bytes()[:-5]

@@ -127,6 +127,11 @@ def diagnose(exchange: Exchange) -> Diagnostics:
         errors.insert(0, f"HTTP {status}: {body}" if body else f"HTTP {status}")
     if end.outcome == "error":
         errors.append(f"{end.error_type}: {end.message}")
+    for gap in exchange.gaps:
+        errors.append(
+            f"the recorder lost {gap.records} chunk(s), {gap.bytes} bytes, before {_ms(gap.t_ns)} ms "
+            f"({gap.reason}): this tape does not hold the whole stream"
+        )
     if end.outcome == "error" or errors:
         verdict: Verdict = "error"
     elif assembly.terminal and end.outcome in ("complete", "client_closed"):

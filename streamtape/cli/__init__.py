@@ -2,7 +2,7 @@
 
 A shell over the library: each verb is a few lines around a library call and a view from
 ``streamtape.report``; the verbs live in one module per group (``reading``: info, cat; ``analysis``:
-diagnose, compare, play; ``demo``).
+diagnose, compare, play; ``writing``: compact; ``demo``).
 
 Exit status, for every verb: 0 success; 1 a finding (``compare`` differs, ``diagnose --check`` sees a
 verdict other than ``complete``); 2 bad input or usage (click's own convention for usage). Bad input is one
@@ -22,6 +22,7 @@ from ..errors import TapeError
 from .analysis import compare, diagnose, play
 from .demo import demo
 from .reading import cat, info
+from .writing import compact
 
 #: The exit status for bad input (a file that is not a usable tape, an exchange number it does not hold).
 BAD_INPUT = 2
@@ -63,5 +64,5 @@ def main() -> None:
     """
 
 
-for _command in (info, cat, diagnose, compare, play, demo):
+for _command in (info, cat, diagnose, compare, play, compact, demo):
     main.add_command(_command)

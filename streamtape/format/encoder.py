@@ -81,7 +81,9 @@ class TapeEncoder:
             compression_params=compression_parameters(level, window_log)
         )
         self._frame: zstandard.ZstdCompressionObj | None = None
-        self._pending = bytearray()  # encoded records not yet given to the compressor
+        #: Encoded records not yet given to the compressor. A writer on a hot path may append whole records
+        #: here itself (``codec.encode_record``'s layout), then call ``spill()`` now and then.
+        self.pending = bytearray()
         self._out = bytearray()  # compressed bytes ready to append
         self._unflushed = False  # records given to the compressor since the last block ended
         self._batch = batch
@@ -96,12 +98,17 @@ class TapeEncoder:
     @property
     def buffered(self) -> int:
         """Bytes held: encoded records not yet compressed, and compressed bytes not yet taken."""
-        return len(self._pending) + len(self._out)
+        return len(self.pending) + len(self._out)
 
     def add(self, record: Record) -> None:
         """Encode one record (``TapeLimitError`` if it is over the record limit; nothing is added then)."""
-        encode_record(record, self._pending)
-        if len(self._pending) >= self._batch:
+        encode_record(record, self.pending)
+        if len(self.pending) >= self._batch:
+            self.spill()
+
+    def spill(self) -> None:
+        """Hand encoded records to the compressor once they pass a batch (bounds memory; writes nothing)."""
+        if len(self.pending) >= self._batch:
             self._compress_pending()
             if self.frame_content >= self.frame_limit:
                 self._finish_frame()
@@ -121,7 +128,7 @@ class TapeEncoder:
 
         Ends the frame instead when its content has passed ``frame_limit``.
         """
-        if self._pending:
+        if self.pending:
             self._compress_pending()
         if self._unflushed:
             assert self._frame is not None
@@ -134,7 +141,7 @@ class TapeEncoder:
 
     def end_frame(self) -> bytes:
         """End the open frame (with its checksum); the next record starts a new one."""
-        if self._pending:
+        if self.pending:
             self._compress_pending()
         if self._frame is not None:
             self._finish_frame()
@@ -146,9 +153,9 @@ class TapeEncoder:
             self.next_sequence += 1
             self._frame = self._compressor.compressobj()
             self.frame_content = 0
-        self.frame_content += len(self._pending)
-        self._out += self._frame.compress(bytes(self._pending))
-        self._pending.clear()
+        self.frame_content += len(self.pending)
+        self._out += self._frame.compress(bytes(self.pending))
+        self.pending.clear()
         self._unflushed = True
 
     def _finish_frame(self) -> None:

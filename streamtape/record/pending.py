@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from ..format.lifecycle import LifecycleError, Phase, advance
 from ..format.records import MAX_RECORD_SIZE, Chunk, End, Gap, Headers, Outcome, Record, Request, Response
@@ -47,11 +47,20 @@ class RecordOptions:
     before_record_chunk: BeforeRecordChunk | None = None
 
 
-class DropCounter(Protocol):
-    """The caller's side of an exchange: how many chunks it could not queue (the writer reads and resets)."""
+class Dropped:
+    """Chunks a caller could not queue (the queue was full), queued in their place: one per run of drops.
 
-    dropped: int
-    dropped_bytes: int
+    The caller adds to it while it is still queued (under the pipeline's drop lock); the writer closes it
+    when it reaches it, so later drops start a new one, and the gap lands exactly where data went missing.
+    """
+
+    __slots__ = ("bytes", "closed", "records", "t_ns")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.bytes = 0
+        self.t_ns = 0
+        self.closed = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +70,6 @@ class Begin:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     options: RecordOptions
-    counter: DropCounter
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +90,9 @@ class Finish:
 class PendingExchange:
     """The writer's view of one exchange being recorded; each method returns the records to write now."""
 
-    def __init__(self, x: int, options: RecordOptions, counter: DropCounter) -> None:
+    def __init__(self, x: int, options: RecordOptions) -> None:
         self.x = x
         self.options = options
-        self.counter = counter
         self.phase = Phase.NEW
         self.start = 0
         self.request: Request | None = None
@@ -97,7 +104,25 @@ class PendingExchange:
         self.lost_records = 0  # lost and not yet marked with a gap
         self.lost_bytes = 0
         self.lost_reason = ""
+        self.lost_t_ns: int | None = None
         self.chunks: list[Chunk] = []  # kept only while held, for the end's diagnosis
+        #: True while a chunk needs nothing but encoding (no hook, not held, no gap due): the writer's
+        #: hot path then encodes it inline instead of calling ``chunk``.
+        self.plain = False
+        self.written = 0  # records handed to the sink
+        self.written_bytes = 0  # chunk bytes handed to the sink
+        self.flushed = 0  # records known durable
+        #: The writer's fast chunk encoding for this exchange (``pipeline.chunk_header``).
+        self.chunk_header: tuple[bytes, Callable[..., bytes]] = (b"", bytes)
+
+    def _refresh(self) -> None:
+        self.plain = (
+            self.phase is Phase.STREAMING
+            and self.held is None
+            and not self.skip
+            and not self.lost_records
+            and self.options.before_record_chunk is None
+        )
 
     # -- events -------------------------------------------------------------------------------------
     def begin(self, t_ns: int, origin_ns: int, event: Begin) -> list[Record]:
@@ -130,8 +155,11 @@ class PendingExchange:
         )
         out = self._gap(t_ns)
         if self.options.before_record is not None:
-            return out + self._apply_before_record(response)
-        return out + self._out([response])
+            out += self._apply_before_record(response)
+        else:
+            out += self._out([response])
+        self._refresh()
+        return out
 
     def chunk(self, t_ns: int, data: bytes) -> list[Record]:
         if self.skip or self.phase is not Phase.STREAMING:
@@ -147,10 +175,13 @@ class PendingExchange:
         chunk = Chunk(self.x, t_ns - self.start, bytes(data))
         if self.held is not None:
             self.chunks.append(chunk)
-        return out + self._out([chunk])
+        out += self._out([chunk])
+        self._refresh()
+        return out
 
     def finish(self, t_ns: int, event: Finish) -> tuple[list[Record], bool]:
         """The end. Returns the records to write and whether the exchange is kept (False: discarded)."""
+        self.plain = False
         if not self._advance("end"):
             return [], not self.skip
         out: list[Record] = []
@@ -170,21 +201,17 @@ class PendingExchange:
         held, self.held = self.held, None
         return held, True
 
-    def take_drops(self) -> int:
-        """Turn the chunks the caller could not queue into lost records (a gap); returns how many."""
-        counter = self.counter
-        n, nbytes = counter.dropped, counter.dropped_bytes
-        if n:
-            counter.dropped -= n  # the caller may be adding concurrently: subtract, never reset
-            counter.dropped_bytes -= nbytes
-            self.lost(n, nbytes, "the writer's queue was full")
-        return n
+    def lost(self, records: int, nbytes: int, reason: str, t_ns: int | None = None) -> None:
+        """Records of this exchange were lost (queue full, failed write): the next record marks a gap.
 
-    def lost(self, records: int, nbytes: int, reason: str) -> None:
-        """Records of this exchange were lost (queue full, failed write): the next record marks a gap."""
+        ``t_ns`` (clock time of the last one lost) when known; else the gap takes the next record's time.
+        """
+        if t_ns is not None:
+            self.lost_t_ns = t_ns
         self.lost_records += records
         self.lost_bytes += nbytes
         self.lost_reason = self.lost_reason or reason
+        self.plain = False
 
     # -- helpers ------------------------------------------------------------------------------------
     def failed(self, end: End) -> bool:
@@ -211,8 +238,11 @@ class PendingExchange:
     def _gap(self, t_ns: int) -> list[Record]:
         if not self.lost_records:
             return []
-        gap = Gap(self.x, max(0, t_ns - self.start), self.lost_records, self.lost_bytes, self.lost_reason)
+        at = t_ns if self.lost_t_ns is None else self.lost_t_ns
+        gap = Gap(self.x, max(0, at - self.start), self.lost_records, self.lost_bytes, self.lost_reason)
         self.lost_records = self.lost_bytes = 0
+        self.lost_reason = ""
+        self.lost_t_ns = None
         return [gap]
 
     def _out(self, records: list[Record]) -> list[Record]:
@@ -260,4 +290,5 @@ class PendingExchange:
             self.options.stats.error("hook")
         self.skip = True
         self.held = None
+        self.plain = False
         return []

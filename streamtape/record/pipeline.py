@@ -21,6 +21,7 @@ import errno
 import itertools
 import logging
 import os
+import struct
 import threading
 import time
 import weakref
@@ -28,11 +29,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from .._version import __version__
 from ..errors import TapeError
+from ..format.lifecycle import Phase
 from ..format.records import FORMAT_MAJOR, FORMAT_MINOR, MAGIC, Chunk, Header, Record, Redaction
 from ..storage.sinks import Sink
-from .pending import Begin, DropCounter, Finish, Head, PendingExchange, RecordOptions
+from .pending import Begin, Dropped, Finish, Head, PendingExchange, RecordOptions
 from .stats import RecorderStats
 
 logger = logging.getLogger("streamtape")
@@ -40,9 +44,28 @@ logger = logging.getLogger("streamtape")
 WRITER = f"streamtape {__version__}"
 Clock = Callable[[], int]
 
-#: Queue length at which a caller wakes the writer instead of waiting for its timer.
-WAKE_AT = 512
-_BATCH = 2048  # items drained between sink writes
+#: Queue length past which a caller takes the checked path: it wakes the writer, and drops when full.
+WAKE_AT = 8192
+_BATCH = 4096  # items drained between spills of encoded records into the compressor
+_INLINE_MAX = 1 << 20
+
+
+def _no_pack(*args: object) -> bytes:
+    raise struct.error("no exchange")  # larger chunks take the checked path (the record size limit)
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+def chunk_header(x: int) -> tuple[bytes, Callable[..., bytes]]:
+    """The writer's fast encoding of exchange ``x``'s chunk records: a constant prefix and a packer.
+
+    A chunk record is ``length, [ "chunk", x, t_ns, data ]``. Here ``t_ns`` is always a MessagePack uint64
+    and ``data`` a bin32 (wider than needed, which the format allows), so the bytes before ``data`` are
+    one ``struct`` pack: ``pack(26 + len(x's prefix) - 7 + n, prefix, 0xCF, t_ns, 0xC6, n)`` then ``data``.
+    """
+    prefix = b"\x94\xa5chunk" + _ENCODER.encode(x)
+    return prefix, struct.Struct(f">I{len(prefix)}sBQBI").pack
 
 
 def cause_of(exc: BaseException) -> str:
@@ -72,19 +95,29 @@ class Pipeline:
         )
         self.sink = sink_factory(header)  # raises: the recorder then records nothing, and says why
         self.queue: deque[tuple[int, int, Any]] = deque()
-        self.hard_limit = 65536  # queue length past which callers drop chunks; adapts to record sizes
+        # Queue length past which callers drop chunks: from the byte bound, assuming 1 KiB a record until
+        # the writer has seen real ones (then ``_adapt``).
+        self.hard_limit = max(64, min(1 << 20, max_pending_bytes // 1024))
+        #: What callers compare the queue's length with before taking the checked path (``overflow``).
+        self.soft_limit = min(WAKE_AT, self.hard_limit)
         self.max_pending_bytes = max_pending_bytes
         self.failure: BaseException | None = None
-        self._poll = flush_interval * 0.4  # a record waits at most one poll plus one drain
+        # A record is drained at most one poll after it was queued; a block is flushed at the first poll at
+        # least ``interval - 2 * poll`` after the oldest unflushed drain: at most ``interval`` in all. Fewer,
+        # larger blocks compress better than a flush per poll.
+        self._poll = flush_interval / 8
+        self._flush_after = flush_interval - 2 * self._poll
+        self._unflushed_since: float | None = None
         self._event = threading.Event()
         self._ids = itertools.count(1)
         self._exchanges: dict[int, PendingExchange] = {}
-        self._since_flush: dict[int, list[int]] = {}  # exchange id -> [records, chunk bytes] not yet durable
+        self._ended: list[PendingExchange] = []  # ended since the last flush
         self._unflushed = False
         self._stats: weakref.WeakSet[RecorderStats] = weakref.WeakSet()
         self._reported: set[str] = set()
         self._closing = False
         self._lock = threading.Lock()
+        self._drop_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="streamtape-writer", daemon=True)
         self._thread.start()
         _live.add(self)
@@ -110,14 +143,25 @@ class Pipeline:
         self._event.set()
         return done.wait(timeout)
 
-    def overflow(self, x: int, t_ns: int, data: bytes, counter: DropCounter) -> None:
-        """A chunk arriving at a long queue: wake the writer, and drop the chunk when the queue is full."""
-        if len(self.queue) < self.hard_limit:
-            self.queue.append((x, t_ns, data))
+    def overflow(self, x: int, t_ns: int, data: bytes, recording: Any) -> None:
+        """A chunk arriving at a long queue: wake the writer, and drop the chunk when the queue is full.
+
+        Dropped chunks are counted in a ``Dropped`` marker queued where they would have been.
+        """
+        queue = self.queue
+        if len(queue) < self.hard_limit:
+            queue.append((x, t_ns, data))
         else:
-            counter.dropped += 1
-            counter.dropped_bytes += len(data)
-        self._event.set()
+            with self._drop_lock:
+                marker = recording.drops
+                if marker is None or marker.closed:
+                    marker = recording.drops = Dropped()
+                    queue.append((x, t_ns, marker))
+                marker.records += 1
+                marker.bytes += len(data)
+                marker.t_ns = t_ns
+        if not self._event.is_set():  # setting takes a lock: only when the writer is not already woken
+            self._event.set()
 
     # -- the writer's thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -127,7 +171,17 @@ class Pipeline:
             closing = self._closing
             try:
                 self._drain()
-                self._flush()
+                now = time.monotonic()
+                if self._unflushed and self._unflushed_since is None:
+                    self._unflushed_since = now
+                since = self._unflushed_since
+                if (
+                    self._ended
+                    or closing
+                    or not self._exchanges
+                    or (since is not None and now - since >= self._flush_after)
+                ):
+                    self._flush()  # an exchange ended, nothing is open, or a record has waited long enough
                 if not self._exchanges and not self.queue:
                     self._guard("idle", self.sink.idle)
             except Exception as exc:  # a bug here must not kill recording silently
@@ -147,45 +201,89 @@ class Pipeline:
                     barrier.set()
 
     def _drain_into(self, barriers: list[threading.Event]) -> None:
-        queue, exchanges = self.queue, self._exchanges
-        popleft = queue.popleft
-        taken = 0
-        nbytes = 0
+        """Everything queued, in order, in batches. This loop is the writer's hot path: consecutive chunks
+        of an exchange that needs nothing but encoding are encoded inline, with its state looked up once."""
+        queue, popleft, exchanges = self.queue, self.queue.popleft, self._exchanges
         while queue:
-            x, t_ns, payload = popleft()
-            taken += 1
-            state = exchanges.get(x)
-            if type(payload) is bytes:
-                nbytes += len(payload)
-                if state is not None:
-                    self._note_drops(state)
-                    self._write(state, state.chunk(t_ns, payload), len(payload))
-            elif isinstance(payload, Begin):
-                self._begin(x, t_ns, payload)
-            elif isinstance(payload, threading.Event):
-                barriers.append(payload)
-            elif state is None:
-                continue
-            elif isinstance(payload, Head):
-                self._note_drops(state)
-                self._write(state, state.head(t_ns, payload), 0)
-            elif isinstance(payload, Finish):
-                self._finish(state, t_ns, payload)
-            if taken % _BATCH == 0:
-                self._adapt(taken, nbytes)
-        if taken:
-            self._adapt(taken, nbytes)
+            buffer: bytearray | None = getattr(self.sink, "buffer", None)
+            size_before = len(buffer) if buffer is not None else 0
+            taken = min(len(queue), _BATCH)
+            current_x, state, fast, start, n_fast, b_fast = 0, None, False, 0, 0, 0  # ids start at 1
+            prefix, pack, fixed = b"", _no_pack, 0
+            for _ in range(taken):
+                x, t_ns, payload = popleft()
+                if type(payload) is bytes:
+                    if x != current_x:
+                        if n_fast and state is not None:
+                            state.written += n_fast
+                            state.written_bytes += b_fast
+                            n_fast = b_fast = 0
+                        current_x, state = x, exchanges.get(x)
+                        fast = state is not None and state.plain and buffer is not None
+                        if state is not None:
+                            start, (prefix, pack) = state.start, state.chunk_header
+                            fixed = len(prefix) + 14
+                    size = len(payload)
+                    if fast and size <= _INLINE_MAX and state is not None and buffer is not None:
+                        try:
+                            head = pack(fixed + size, prefix, 0xCF, t_ns - start, 0xC6, size)
+                        except struct.error:  # a clock that went backwards: the checked path says so
+                            self._write(state, state.chunk(t_ns, payload))
+                            continue
+                        buffer += head
+                        buffer += payload
+                        n_fast += 1
+                        b_fast += size
+                    elif state is not None:
+                        self._write(state, state.chunk(t_ns, payload))
+                        fast = state.plain and buffer is not None
+                    continue
+                if n_fast and state is not None:
+                    state.written += n_fast
+                    state.written_bytes += b_fast
+                    n_fast = b_fast = 0
+                current_x = 0  # the events below change an exchange's state: look it up again
+                if isinstance(payload, Begin):
+                    self._begin(x, t_ns, payload)
+                elif isinstance(payload, threading.Event):
+                    barriers.append(payload)
+                elif (found := exchanges.get(x)) is None:
+                    continue
+                elif isinstance(payload, Head):
+                    self._write(found, found.head(t_ns, payload))
+                elif isinstance(payload, Dropped):
+                    self._dropped(found, payload)
+                elif isinstance(payload, Finish):
+                    self._finish(found, t_ns, payload)
+            if n_fast and state is not None:
+                state.written += n_fast
+                state.written_bytes += b_fast
+            self._unflushed = True
+            if buffer is not None:
+                self._adapt(taken, len(buffer) - size_before)
+                self._guard("spill", self.sink.spill)
+
+    def _dropped(self, state: PendingExchange, marker: Dropped) -> None:
+        with self._drop_lock:
+            marker.closed = True
+            records, nbytes, t_ns = marker.records, marker.bytes, marker.t_ns
+        state.lost(records, nbytes, "the writer's queue was full", t_ns)
+        state.options.stats.add(dropped=records)
 
     def _adapt(self, taken: int, nbytes: int) -> None:
+        if not nbytes:
+            return
         average = max(64, nbytes // taken)
-        self.hard_limit = max(4 * WAKE_AT, min(1 << 20, self.max_pending_bytes // average))
+        self.hard_limit = max(64, min(1 << 20, self.max_pending_bytes // average))
+        self.soft_limit = min(WAKE_AT, self.hard_limit)
 
     def _begin(self, x: int, t_ns: int, begin: Begin) -> None:
         options: RecordOptions = begin.options
         if not self._guard("accepts", self.sink.accepts, default=False):
             options.stats.add(dropped=1)
             return
-        state = PendingExchange(x, options, begin.counter)
+        state = PendingExchange(x, options)
+        state.chunk_header = chunk_header(x)
         self._exchanges[x] = state
         try:
             records = state.begin(t_ns, self.origin_ns, begin)
@@ -193,57 +291,58 @@ class Pipeline:
             self._report(exc, "encode", options.stats)
             del self._exchanges[x]
             return
-        self._write(state, records, 0)
+        self._write(state, records)
 
     def _finish(self, state: PendingExchange, t_ns: int, finish: Finish) -> None:
-        self._note_drops(state)
         records, kept = state.finish(t_ns, finish)
         del self._exchanges[state.x]
         stats = state.options.stats
         if not kept:
             stats.add(discarded=1)
             return
-        self._write(state, records, sum(len(r.data) for r in records if isinstance(r, Chunk)))
-        stats.add(recorded=1)
+        self._write(state, records)
+        self._ended.append(state)  # counted as recorded once it is durable
 
-    def _note_drops(self, state: PendingExchange) -> None:
-        if state.counter.dropped and (n := state.take_drops()):
-            state.options.stats.add(dropped=n)
-
-    def _write(self, state: PendingExchange, records: list[Record], nbytes: int) -> None:
+    def _write(self, state: PendingExchange, records: list[Record]) -> None:
         if not records:
             return
         try:
             self.sink.write(records)
         except Exception as exc:
             self._report(exc, "write", state.options.stats)
-            state.lost(len(records), nbytes, f"writing failed ({cause_of(exc)})")
+            chunk_bytes = sum(len(r.data) for r in records if isinstance(r, Chunk))
+            state.lost(len(records), chunk_bytes, f"writing failed ({cause_of(exc)})")
             state.options.stats.add(dropped=len(records))
             return
-        pending = self._since_flush.get(state.x)
-        if pending is None:
-            self._since_flush[state.x] = [len(records), nbytes]
-        else:
-            pending[0] += len(records)
-            pending[1] += nbytes
-        if nbytes:
-            state.options.stats.add(bytes=nbytes)
+        state.written += len(records)
+        state.written_bytes += sum(len(r.data) for r in records if isinstance(r, Chunk))
         self._unflushed = True
 
     def _flush(self) -> None:
+        """Make what was written durable; on failure, mark every exchange with records in it as damaged."""
         if not self._unflushed:
             return
-        since, self._since_flush = self._since_flush, {}
         self._unflushed = False
+        self._unflushed_since = None
+        touched = [*self._exchanges.values(), *self._ended]
+        self._ended = []
         try:
             self.sink.flush()
         except Exception as exc:
             self._report(exc, "flush")
-            for x, (records, nbytes) in since.items():
-                state = self._exchanges.get(x)
-                if state is not None:
-                    state.lost(records, nbytes, f"writing failed ({cause_of(exc)})")
-                    state.options.stats.add(dropped=records)
+            for state in touched:
+                lost = state.written - state.flushed
+                if lost:
+                    state.lost(lost, 0, f"writing failed ({cause_of(exc)})")
+                    state.options.stats.add(dropped=lost)
+        else:
+            for state in self._just_ended(touched):
+                state.options.stats.add(recorded=1, bytes=state.written_bytes)
+        for state in touched:
+            state.flushed = state.written
+
+    def _just_ended(self, touched: list[PendingExchange]) -> list[PendingExchange]:
+        return [state for state in touched if state.phase is Phase.ENDED and not state.lost_records]
 
     def _guard(self, what: str, call: Callable[[], Any], default: Any = None) -> Any:
         try:

@@ -23,8 +23,8 @@ from typing import Any
 
 from ..format.records import Header, Outcome
 from ..storage.sinks import DirectorySink, FileSink, Sink
-from .pending import BeforeRecord, BeforeRecordChunk, Begin, Finish, Head, Keep, RecordOptions
-from .pipeline import WAKE_AT, Clock, Pipeline, registry
+from .pending import BeforeRecord, BeforeRecordChunk, Begin, Dropped, Finish, Head, Keep, RecordOptions
+from .pipeline import Clock, Pipeline, registry
 from .redact import RedactOption, redactor_for
 from .stats import RecorderStats
 
@@ -163,9 +163,7 @@ class Recorder:
             stats.add(sampled_out=1)
             return UNRECORDED
         recording = ExchangeRecording(pipeline)
-        pipeline.put(
-            (recording.x, pipeline.clock(), Begin(method, url, raw_headers, body, self.options, recording))
-        )
+        pipeline.put((recording.x, pipeline.clock(), Begin(method, url, raw_headers, body, self.options)))
         return recording
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -176,6 +174,7 @@ class Recorder:
         """Write what is queued and release the target (the last user closes the tape). Milliseconds."""
         if self.pipeline is not None:
             pipeline, self.pipeline = self.pipeline, None
+            pipeline.sync()  # this recorder's exchanges are on disk even when another keeps the writer open
             registry.release(self._key, pipeline)
 
 
@@ -192,12 +191,11 @@ class ExchangeRecording:
     Shells stream chunks through ``queue`` directly (see ``transports.recording``): the hot path.
     """
 
-    __slots__ = ("clock", "dropped", "dropped_bytes", "ended", "pipeline", "queue", "x")
+    __slots__ = ("clock", "drops", "ended", "pipeline", "queue", "x")
 
     def __init__(self, pipeline: Pipeline | None) -> None:
         self.pipeline = pipeline
-        self.dropped = 0
-        self.dropped_bytes = 0
+        self.drops: Dropped | None = None  # the pipeline's marker for a run of chunks it could not queue
         self.ended = pipeline is None
         if pipeline is None:
             self.queue = None
@@ -207,6 +205,10 @@ class ExchangeRecording:
         self.queue = pipeline.queue
         self.clock = pipeline.clock
         self.x = pipeline.next_id()
+
+    def soft_limit(self) -> int:
+        """The queue length below which a chunk may be appended directly (see ``Pipeline.soft_limit``)."""
+        return self.pipeline.soft_limit if self.pipeline is not None else 0
 
     def response(
         self,
@@ -225,7 +227,7 @@ class ExchangeRecording:
         queue = self.queue
         if queue is None or self.ended:
             return
-        if len(queue) < WAKE_AT:
+        if len(queue) < self.soft_limit():
             queue.append((self.x, self.clock(), data))
         else:
             assert self.pipeline is not None

@@ -41,6 +41,8 @@ def exchange_summary(exchange: Exchange) -> dict[str, Any]:
         "bytes": sum(len(c.data) for c in chunks),
         "ttfb_ns": chunks[0].t_ns if chunks else None,
         "duration_ns": end.t_ns,
+        "lost_chunks": sum(g.records for g in exchange.gaps),
+        "lost_bytes": sum(g.bytes for g in exchange.gaps),
     }
 
 
@@ -93,6 +95,8 @@ def exchange_line(n: int, exchange: Exchange) -> str:
     """One exchange as ``info`` lists it: number, method, URL, status, outcome, chunks, bytes, ttfb, duration."""
     s = exchange_summary(exchange)
     outcome = s["outcome"] + (f" ({s['error_type']})" if s["error_type"] else "")
+    if s["lost_chunks"]:
+        outcome += f", DAMAGED: {s['lost_chunks']} chunks ({s['lost_bytes']} B) lost by the recorder"
     status = s["status"] if s["status"] is not None else "---"
     return (
         f"  #{n:<3} {s['method']:<6} {s['url']}  {status}  {outcome}  {s['chunks']} chunks  {s['bytes']} B  "

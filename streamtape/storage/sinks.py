@@ -40,8 +40,15 @@ _PRUNE_EVERY_S = 30.0
 
 
 class Sink(Protocol):
-    """What the writer thread writes into."""
+    """What the writer thread writes into.
 
+    ``buffer`` (or None) is a bytearray into which the writer may append encoded records directly, its
+    hot path for chunks; ``spill()`` is called now and then while it does, to bound memory.
+    """
+
+    @property
+    def buffer(self) -> bytearray | None: ...
+    def spill(self) -> None: ...
     def write(self, records: list[Record]) -> None: ...
     def flush(self) -> None: ...
     def idle(self) -> None: ...
@@ -95,6 +102,13 @@ class FileSink:
                 other,
             )
             return TapeFile(other, self.header, level=self.level)
+
+    @property
+    def buffer(self) -> bytearray | None:
+        return self.file.buffer
+
+    def spill(self) -> None:
+        self.file.spill()
 
     def write(self, records: list[Record]) -> None:
         self.file.write(records)
@@ -163,6 +177,11 @@ class DirectorySink:
         wall = (self.header.started_unix_ns + request.t_ns) / 1e9
         stamp = datetime.fromtimestamp(wall, UTC).strftime("%Y%m%dT%H%M%S.%f")
         return os.path.join(self.directory, f"{stamp}Z-{os.getpid()}-{request.x:06d}")
+
+    buffer = None  # records go to one file per exchange: no shared buffer
+
+    def spill(self) -> None:
+        pass
 
     def write(self, records: list[Record]) -> None:
         for record in records:
@@ -267,8 +286,13 @@ class DirectorySink:
 class MemorySink:
     """Records kept in memory, in order; ``tape()`` builds the ``Tape``."""
 
+    buffer = None
+
     def __init__(self, header: Header) -> None:
         self.records: list[Record] = [header]
+
+    def spill(self) -> None:
+        pass
 
     def write(self, records: list[Record]) -> None:
         self.records.extend(records)

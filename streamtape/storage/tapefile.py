@@ -85,20 +85,28 @@ class TapeFile:
 
     def flush(self) -> None:
         """Make every record written so far durable: end a block (or the frame, past its size limit)."""
-        self._put(self._encoder.flush)
+        self._put(end_frame=False)
 
     def end_frame(self) -> None:
         """End the open frame, so the file ends on a verified frame (an idle recorder's resting state)."""
-        self._put(self._encoder.end_frame)
+        self._put(end_frame=True)
 
     @property
     def frame_open(self) -> bool:
         return self._encoder.frame_open
 
-    def _put(self, produce: object) -> None:
+    @property
+    def buffer(self) -> bytearray:
+        """Where whole encoded records may be appended directly (the encoder's pending records)."""
+        return self._encoder.pending
+
+    def spill(self) -> None:
+        self._encoder.spill()
+
+    def _put(self, *, end_frame: bool) -> None:
         if self._broken:
-            self._repair()
-        data: bytes = produce()  # type: ignore[operator]
+            self._repair()  # (which replaces the encoder: ask it for bytes only after this)
+        data = self._encoder.end_frame() if end_frame else self._encoder.flush()
         if not data:
             return
         try:
@@ -122,7 +130,9 @@ class TapeFile:
         The records of the failed write are lost (the caller counts them); everything before is kept.
         """
         os.ftruncate(self._fd, self.size)
+        unsent = self._encoder.pending  # records encoded after the failure, not yet compressed: kept
         self._encoder = self._new_encoder(self._mend())
+        self._encoder.pending += unsent
         self._broken = False
 
     def moved(self) -> bool:

@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Protocol
 import anyio
 
 from ..record.pending import BeforeRecord, BeforeRecordChunk, Keep
-from ..record.pipeline import WAKE_AT
 from ..record.recorder import ExchangeRecording, Recorder, Target
 from ..record.redact import RedactOption
 from ..record.stats import RecorderStats
@@ -61,8 +60,9 @@ class RecordingStream:
                 yield from self._inner
             else:
                 x, clock, append, overflow = recording.x, recording.clock, queue.append, recording.chunk
+                soft = recording.soft_limit()
                 for chunk in self._inner:
-                    if len(queue) < WAKE_AT:
+                    if len(queue) < soft:
                         append((x, clock(), chunk))
                     else:
                         overflow(chunk)
@@ -96,8 +96,9 @@ class AsyncRecordingStream:
                     yield chunk
             else:
                 x, clock, append, overflow = recording.x, recording.clock, queue.append, recording.chunk
+                soft = recording.soft_limit()
                 async for chunk in self._inner:
-                    if len(queue) < WAKE_AT:
+                    if len(queue) < soft:
                         append((x, clock(), chunk))
                     else:
                         overflow(chunk)
@@ -138,6 +139,7 @@ class _RecordingShell:
         hold_bytes: int = 8 << 20,
         max_bytes: int | None = None,
         max_age: float | None = None,
+        max_pending_bytes: int = 64 << 20,
     ) -> None:
         """Record every exchange that passes through ``transport`` into ``target``.
 
@@ -150,7 +152,8 @@ class _RecordingShell:
         or were truncated (others are held up to ``hold_bytes`` each, then written anyway); ``sample``
         records that fraction of requests (``seed`` makes it repeatable); ``before_record(request,
         response)`` and ``before_record_chunk(request, data)`` scrub what is written (on the writer's
-        thread); ``max_bytes`` / ``max_age`` bound what a directory (or a single tape) may hold.
+        thread); ``max_bytes`` / ``max_age`` bound what a directory (or a single tape) may hold;
+        ``max_pending_bytes`` bounds the writer's queue (past it, chunks are dropped and the tape says so).
         """
         if transport is not None:
             check_library(self._lib, transport, "transport", type(self).__name__)
@@ -167,6 +170,7 @@ class _RecordingShell:
             hold_bytes=hold_bytes,
             max_bytes=max_bytes,
             max_age=max_age,
+            max_pending_bytes=max_pending_bytes,
         )
 
     @property
