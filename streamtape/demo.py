@@ -21,15 +21,25 @@ from .storage.reader import open_tape
 Echo = Callable[[str], None]
 
 
-def openai_chat_text(base_url: str, transport: object) -> str:
-    """Stream one chat completion through the OpenAI SDK over ``transport``; return the SDK's text."""
+class MissingExtra(RuntimeError):
+    """An optional dependency the demo needs is not installed (the CLI: one line, exit 2)."""
+
+
+def _require_sdk() -> None:
     try:
-        import httpx2
-        import openai
+        import openai  # noqa: F401
     except ImportError as exc:  # the demo extra was not installed
-        raise SystemExit(
+        raise MissingExtra(
             f"streamtape demo needs the OpenAI SDK ({exc.name} is missing): pip install 'streamtape[demo]'"
         ) from None
+
+
+def openai_chat_text(base_url: str, transport: object) -> str:
+    """Stream one chat completion through the OpenAI SDK over ``transport``; return the SDK's text."""
+    _require_sdk()
+    import httpx2
+    import openai
+
     client = openai.OpenAI(
         api_key="sk-demo-not-a-real-key",
         base_url=base_url,
@@ -52,6 +62,7 @@ def _preview(text: str) -> str:
 
 def run_demo(path: str | None, echo: Echo = print) -> str:
     """Run the demo; returns the tape's path (kept, so the user can look at it afterwards)."""
+    _require_sdk()
     from .httpx2 import RecordingTransport, ReplayTransport
 
     if path is None:

@@ -227,3 +227,11 @@ def test_compact_refuses_an_incomplete_tape_on_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "not compacting an incomplete tape" in result.output
     assert cut.read_bytes() == source.read_bytes()[:-5]
+
+
+def test_demo_without_the_openai_sdk_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openai", None)  # what `import openai` finds when it is not installed
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "pip install 'streamtape[demo]'" in result.output

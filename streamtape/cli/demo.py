@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 
@@ -11,6 +13,10 @@ import click
 )
 def demo(path: str | None) -> None:
     """Record a local streaming chat completion through the OpenAI SDK, then show the tape. No network."""
-    from ..demo import run_demo  # the emulator and the SDK load only for this verb
+    from ..demo import MissingExtra, run_demo  # the emulator and the SDK load only for this verb
 
-    run_demo(path, echo=click.echo)
+    try:
+        run_demo(path, echo=click.echo)
+    except MissingExtra as exc:  # an extra to install: a usage problem, one line, exit 2
+        click.echo(f"streamtape: error: {exc}", err=True)
+        sys.exit(2)

@@ -71,6 +71,7 @@ _PROVIDERS: dict[str, _Provider] = {
 class _Server(ThreadingHTTPServer):
     """Tracks open connections and handler threads so `stop()` can close and join them."""
 
+    request_queue_size = 128  # fifty clients connecting at once must not be refused by the backlog
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True

@@ -112,6 +112,9 @@ class PendingExchange:
         self.written = 0  # records handed to the sink
         self.written_bytes = 0  # chunk bytes handed to the sink
         self.flushed = 0  # records known durable
+        #: (index among this exchange's written records, record) of its request and response head.
+        self.head_marks: list[tuple[int, Record]] = []
+        self._resend: list[Record] = []  # heads lost to a failed write, written again before anything else
         #: The writer's fast chunk encoding for this exchange (``pipeline.chunk_header``).
         self.chunk_header: tuple[bytes, Callable[..., bytes]] = (b"", bytes)
 
@@ -121,6 +124,7 @@ class PendingExchange:
             and self.held is None
             and not self.skip
             and not self.lost_records
+            and not self._resend
             and self.options.before_record_chunk is None
         )
 
@@ -201,6 +205,12 @@ class PendingExchange:
         held, self.held = self.held, None
         return held, True
 
+    def resend(self, heads: list[Record]) -> None:
+        """Heads (request, response) a failed write lost: they go out again before the next record."""
+        if heads:
+            self._resend = heads + self._resend
+            self.plain = False
+
     def lost(self, records: int, nbytes: int, reason: str, t_ns: int | None = None) -> None:
         """Records of this exchange were lost (queue full, failed write): the next record marks a gap.
 
@@ -236,14 +246,16 @@ class PendingExchange:
         return True
 
     def _gap(self, t_ns: int) -> list[Record]:
+        """What must precede the next record: heads to write again, then a gap for what was lost."""
+        heads, self._resend = self._resend, []
         if not self.lost_records:
-            return []
+            return heads
         at = t_ns if self.lost_t_ns is None else self.lost_t_ns
         gap = Gap(self.x, max(0, at - self.start), self.lost_records, self.lost_bytes, self.lost_reason)
         self.lost_records = self.lost_bytes = 0
         self.lost_reason = ""
         self.lost_t_ns = None
-        return [gap]
+        return [*heads, gap]
 
     def _out(self, records: list[Record]) -> list[Record]:
         """Write now, or hold; a held exchange past its memory bound is written as if it failed."""

@@ -34,7 +34,17 @@ import msgspec
 from .._version import __version__
 from ..errors import TapeError
 from ..format.lifecycle import Phase
-from ..format.records import FORMAT_MAJOR, FORMAT_MINOR, MAGIC, Chunk, Header, Record, Redaction
+from ..format.records import (
+    FORMAT_MAJOR,
+    FORMAT_MINOR,
+    MAGIC,
+    Chunk,
+    Header,
+    Record,
+    Redaction,
+    Request,
+    Response,
+)
 from ..storage.sinks import Sink
 from .pending import Begin, Dropped, Finish, Head, PendingExchange, RecordOptions
 from .stats import RecorderStats
@@ -314,6 +324,9 @@ class Pipeline:
             state.lost(len(records), chunk_bytes, f"writing failed ({cause_of(exc)})")
             state.options.stats.add(dropped=len(records))
             return
+        for offset, record in enumerate(records):
+            if isinstance(record, Request | Response):  # where its head went: re-sent if that is lost
+                state.head_marks.append((state.written + offset, record))
         state.written += len(records)
         state.written_bytes += sum(len(r.data) for r in records if isinstance(r, Chunk))
         self._unflushed = True
@@ -333,8 +346,13 @@ class Pipeline:
             for state in touched:
                 lost = state.written - state.flushed
                 if lost:
-                    state.lost(lost, 0, f"writing failed ({cause_of(exc)})")
-                    state.options.stats.add(dropped=lost)
+                    # A request or response head that did not reach the disk is written again before the
+                    # exchange's next record: a gap (or a chunk) must never follow a head the tape lacks.
+                    resend = [record for at, record in state.head_marks if at >= state.flushed]
+                    state.head_marks = [(at, record) for at, record in state.head_marks if at < state.flushed]
+                    state.resend(resend)
+                    state.lost(lost - len(resend), 0, f"writing failed ({cause_of(exc)})")
+                    state.options.stats.add(dropped=lost - len(resend))
         else:
             for state in self._just_ended(touched):
                 state.options.stats.add(recorded=1, bytes=state.written_bytes)
@@ -359,7 +377,9 @@ class Pipeline:
         if cause not in self._reported:
             self._reported.add(cause)
             logger.error(
-                "streamtape: recording failed to %s (%s: %s); the traffic is unaffected, the tape marks what is lost",
+                "streamtape: recording to %s failed to %s (%s: %s); the traffic is unaffected, the tape marks "
+                "what is lost",
+                getattr(self.sink, "where", "its sink"),
                 what,
                 type(exc).__name__,
                 exc,
@@ -386,6 +406,10 @@ class Pipeline:
         )
         self.queue = deque()
         self._closing = True
+        # A lock another thread held at the fork would stay held here forever: fresh ones.
+        self._lock, self._drop_lock, self._event = threading.Lock(), threading.Lock(), threading.Event()
+        for stats in self._stats:
+            stats._lock = threading.Lock()
 
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
@@ -397,14 +421,19 @@ class _Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: dict[str, tuple[Pipeline, int]] = {}
+        self._closing: dict[str, threading.Event] = {}  # targets whose last writer is closing the file
 
     def acquire(self, key: str, make: Callable[[], Pipeline]) -> Pipeline:
-        with self._lock:
-            pipeline, users = self._open.get(key, (None, 0))
-            if pipeline is None or pipeline.failure is not None or pipeline._closing:
-                pipeline, users = make(), 0
-            self._open[key] = (pipeline, users + 1)
-            return pipeline
+        while True:
+            with self._lock:
+                closing = self._closing.get(key)
+                if closing is None:
+                    pipeline, users = self._open.get(key, (None, 0))
+                    if pipeline is None or pipeline.failure is not None or pipeline._closing:
+                        pipeline, users = make(), 0
+                    self._open[key] = (pipeline, users + 1)
+                    return pipeline
+            closing.wait(15.0)  # the file (and its lock) is free once the old writer has closed it
 
     def release(self, key: str, pipeline: Pipeline) -> None:
         with self._lock:
@@ -412,9 +441,17 @@ class _Registry:
             if current is pipeline and users > 1:
                 self._open[key] = (pipeline, users - 1)
                 return
+            done = None
             if current is pipeline:
                 del self._open[key]
-        pipeline.close()
+                done = self._closing[key] = threading.Event()
+        try:
+            pipeline.close()
+        finally:
+            if done is not None:
+                with self._lock:
+                    del self._closing[key]
+                done.set()
 
 
 registry = _Registry()

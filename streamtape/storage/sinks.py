@@ -87,6 +87,11 @@ class FileSink:
     def path(self) -> str:
         return self.file.path
 
+    @property
+    def where(self) -> str:
+        """What log lines name: the tape's path."""
+        return self.file.path
+
     def _open(self, path: str) -> TapeFile:
         directory = os.path.dirname(path)
         if directory and "{" in self.template:
@@ -161,7 +166,7 @@ class DirectorySink:
         max_age: float | None = None,
         level: int = 3,
     ) -> None:
-        self.directory = directory
+        self.directory = self.where = directory
         self.header = header
         self.max_bytes = max_bytes
         self.max_age = max_age
@@ -287,6 +292,7 @@ class MemorySink:
     """Records kept in memory, in order; ``tape()`` builds the ``Tape``."""
 
     buffer = None
+    where = "memory"
 
     def __init__(self, header: Header) -> None:
         self.records: list[Record] = [header]
