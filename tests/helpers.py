@@ -26,11 +26,19 @@ from streamtape.emulator import Emulator, Scenario, openai_chat
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "spec" / "vectors"
 
+#: How long a test waits for another process before it calls it a hang (a guard, never a measurement).
+HANG_GUARD_S = 20.0
+
 CHAT_PATH = "/v1/chat/completions"
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 CHAT: dict[str, Any] = {"model": "gpt-test", "messages": MESSAGES, "stream": True}
 CHAT_BODY = json.dumps(CHAT).encode()
 OTHER_BODY = json.dumps({**CHAT, "messages": [{"role": "user", "content": "bye"}]}).encode()
+
+
+def body_for(name: str) -> bytes:
+    """A chat request whose body names it, so its exchange can be found on any tape."""
+    return json.dumps({**CHAT, "messages": [{"role": "user", "content": name}]}).encode()
 
 
 def events(**knobs: Any) -> list[bytes]:

@@ -11,16 +11,14 @@ Back-pressure: past ``max_pending_bytes`` queued, callers drop chunks instead of
 that lost some gets a gap record on the tape. A failing sink (disk full, no permission, a vanished
 directory) is logged once per cause and counted; the traffic never sees it.
 
-One pipeline per target per process, shared by every transport recording there (``acquire``/``release``).
+One pipeline per target per process, shared by every transport recording there (``registry``).
 """
 
 from __future__ import annotations
 
-import atexit
 import errno
 import itertools
 import logging
-import os
 import struct
 import threading
 import time
@@ -48,6 +46,9 @@ from ..format.records import (
 from ..storage.sinks import Sink
 from .pending import Begin, Dropped, Finish, Head, PendingExchange, RecordOptions
 from .stats import RecorderStats
+
+#: Every pipeline not yet closed in this process (closed at exit; disabled in a forked child).
+live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
 logger = logging.getLogger("streamtape")
 
@@ -130,7 +131,7 @@ class Pipeline:
         self._drop_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="streamtape-writer", daemon=True)
         self._thread.start()
-        _live.add(self)
+        live.add(self)
 
     # -- the caller's side (any thread; cheap) -------------------------------------------------------
     def next_id(self) -> int:
@@ -397,7 +398,7 @@ class Pipeline:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.error("streamtape: the writer did not finish within %.0f s (a hung disk?)", timeout)
-        _live.discard(self)
+        live.discard(self)
 
     def _forked(self) -> None:
         """In a child after ``fork``: the thread and the file belong to the parent; record nothing here."""
@@ -410,64 +411,3 @@ class Pipeline:
         self._lock, self._drop_lock, self._event = threading.Lock(), threading.Lock(), threading.Event()
         for stats in self._stats:
             stats._lock = threading.Lock()
-
-
-_live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
-
-
-class _Registry:
-    """One pipeline per target per process, shared by every recorder that records there."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: dict[str, tuple[Pipeline, int]] = {}
-        self._closing: dict[str, threading.Event] = {}  # targets whose last writer is closing the file
-
-    def acquire(self, key: str, make: Callable[[], Pipeline]) -> Pipeline:
-        while True:
-            with self._lock:
-                closing = self._closing.get(key)
-                if closing is None:
-                    pipeline, users = self._open.get(key, (None, 0))
-                    if pipeline is None or pipeline.failure is not None or pipeline._closing:
-                        pipeline, users = make(), 0
-                    self._open[key] = (pipeline, users + 1)
-                    return pipeline
-            closing.wait(15.0)  # the file (and its lock) is free once the old writer has closed it
-
-    def release(self, key: str, pipeline: Pipeline) -> None:
-        with self._lock:
-            current, users = self._open.get(key, (None, 0))
-            if current is pipeline and users > 1:
-                self._open[key] = (pipeline, users - 1)
-                return
-            done = None
-            if current is pipeline:
-                del self._open[key]
-                done = self._closing[key] = threading.Event()
-        try:
-            pipeline.close()
-        finally:
-            if done is not None:
-                with self._lock:
-                    del self._closing[key]
-                done.set()
-
-
-registry = _Registry()
-
-
-@atexit.register
-def _close_all() -> None:
-    for pipeline in list(_live):
-        pipeline.close(timeout=5.0)
-
-
-def _after_fork_in_child() -> None:
-    for pipeline in list(_live):
-        pipeline._forked()
-    registry.__init__()  # type: ignore[misc]
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -24,8 +24,9 @@ from typing import Any
 from ..format.records import Header, Outcome
 from ..storage.sinks import DirectorySink, FileSink, Sink
 from .pending import BeforeRecord, BeforeRecordChunk, Begin, Dropped, Finish, Head, Keep, RecordOptions
-from .pipeline import Clock, Pipeline, registry
+from .pipeline import Clock, Pipeline
 from .redact import RedactOption, redactor_for
+from .registry import registry
 from .stats import RecorderStats
 
 logger = logging.getLogger("streamtape")
