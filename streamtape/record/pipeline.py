@@ -59,6 +59,8 @@ Clock = Callable[[], int]
 WAKE_AT = 8192
 _BATCH = 4096  # items drained between spills of encoded records into the compressor
 _INLINE_MAX = 1 << 20
+_YIELD_EVERY = 64  # chunks past ``soft_limit`` between two moments a caller steps aside for the writer
+_YIELD_S = 0.0002
 
 
 def _no_pack(*args: object) -> bytes:
@@ -129,6 +131,8 @@ class Pipeline:
         self._closing = False
         self._lock = threading.Lock()
         self._drop_lock = threading.Lock()
+        self._behind = 0  # chunks queued behind a long queue since the caller last stepped aside
+        self.in_io = False  # the writer is compressing or writing (not waiting for the GIL)
         self._thread = threading.Thread(target=self._run, name="streamtape-writer", daemon=True)
         self._thread.start()
         live.add(self)
@@ -173,6 +177,13 @@ class Pipeline:
                 marker.t_ns = t_ns
         if not self._event.is_set():  # setting takes a lock: only when the writer is not already woken
             self._event.set()
+        # The writer is behind because it gets too little of the GIL, not because the disk is slow: a
+        # caller reading a fast stream holds the GIL almost always. Step aside for a moment now and then
+        # so the writer can catch up (never while the writer waits on the disk: then chunks are dropped).
+        self._behind += 1
+        if self._behind >= _YIELD_EVERY and not self.in_io:
+            self._behind = 0
+            time.sleep(_YIELD_S)
 
     # -- the writer's thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -272,7 +283,11 @@ class Pipeline:
             self._unflushed = True
             if buffer is not None:
                 self._adapt(taken, len(buffer) - size_before)
-                self._guard("spill", self.sink.spill)
+                self.in_io = True
+                try:
+                    self._guard("spill", self.sink.spill)
+                finally:
+                    self.in_io = False
 
     def _dropped(self, state: PendingExchange, marker: Dropped) -> None:
         with self._drop_lock:
@@ -340,6 +355,7 @@ class Pipeline:
         self._unflushed_since = None
         touched = [*self._exchanges.values(), *self._ended]
         self._ended = []
+        self.in_io = True
         try:
             self.sink.flush()
         except Exception as exc:
@@ -357,6 +373,8 @@ class Pipeline:
         else:
             for state in self._just_ended(touched):
                 state.options.stats.add(recorded=1, bytes=state.written_bytes)
+        finally:
+            self.in_io = False
         for state in touched:
             state.flushed = state.written
 

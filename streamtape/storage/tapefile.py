@@ -169,20 +169,14 @@ class TapeFile:
 
     def _mend(self) -> int:
         """Make the file end on a complete frame, keeping every whole record; return the next sequence."""
-        size = self.size
-        start = max(0, size - _TAIL_SCAN)
-        with open(self._fd, "rb", closefd=False) as f:
-            f.seek(start)
-            tail = f.read(size - start)
-        at = find_last_marker(tail)
-        if at is None:
+        frame_start, tail = self._last_frame()
+        if frame_start < 0:
             return self._mend_unmarked()
-        frame_start = start + at
-        sequence = parse_marker(tail[at:])
+        sequence = parse_marker(tail)
         assert sequence is not None
         decoder = TapeDecoder(header_first=frame_start == 0)
         try:
-            decoder.feed(tail[at:])
+            decoder.feed(tail)
             salvaged = decoder.finish()
         except TapeError as exc:
             raise TapeError(f"refusing to append: {exc.reason}", path=self.path) from None
@@ -198,6 +192,22 @@ class TapeFile:
             return sequence
         self._append_frame(salvaged, sequence)
         return sequence + 1
+
+    def _last_frame(self) -> tuple[int, bytes]:
+        """Where the last frame (its marker) starts, and the bytes from there to the end: read from the end
+        backwards in growing steps, so an idle tape's small last frame costs a small read. ``(-1, b"")``
+        when no marker is within ``_TAIL_SCAN`` (a tape written before markers existed)."""
+        size, step, start = self.size, 1 << 16, self.size
+        with open(self._fd, "rb", closefd=False) as f:
+            while start > 0 and size - start < _TAIL_SCAN:
+                start = max(0, start - step, size - _TAIL_SCAN)
+                f.seek(start)
+                tail = f.read(size - start)
+                at = find_last_marker(tail)
+                if at is not None:
+                    return start + at, tail[at:]
+                step *= 2
+        return -1, b""
 
     def _mend_unmarked(self) -> int:
         """A tape without frame markers (format 1.0): read it whole to find its last complete frame."""
