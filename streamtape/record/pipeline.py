@@ -59,6 +59,7 @@ Clock = Callable[[], int]
 WAKE_AT = 8192
 _BATCH = 4096  # items drained between spills of encoded records into the compressor
 _INLINE_MAX = 1 << 20
+_ITEM_OVERHEAD = 120  # what a queued chunk costs beyond its bytes: the tuple, the int, the bytes object
 _YIELD_EVERY = 64  # chunks past ``soft_limit`` between two moments a caller steps aside for the writer
 _YIELD_S = 0.0002
 
@@ -99,7 +100,7 @@ class Pipeline:
         redaction: Redaction | None = None,
         clock: Clock = time.perf_counter_ns,
         flush_interval: float = 0.25,
-        max_pending_bytes: int = 64 << 20,
+        max_pending_bytes: int = 32 << 20,
     ) -> None:
         self.clock = clock
         self.origin_ns = clock()
@@ -299,7 +300,7 @@ class Pipeline:
     def _adapt(self, taken: int, nbytes: int) -> None:
         if not nbytes:
             return
-        average = max(64, nbytes // taken)
+        average = nbytes // taken + _ITEM_OVERHEAD
         self.hard_limit = max(64, min(1 << 20, self.max_pending_bytes // average))
         self.soft_limit = min(WAKE_AT, self.hard_limit)
 

@@ -74,7 +74,7 @@ class Recorder:
         max_bytes: int | None = None,
         max_age: float | None = None,
         flush_interval: float = 0.25,
-        max_pending_bytes: int = 64 << 20,
+        max_pending_bytes: int = 32 << 20,
         clock: Clock = time.perf_counter_ns,
     ) -> None:
         if keep not in ("all", "failed"):

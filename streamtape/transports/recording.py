@@ -139,7 +139,7 @@ class _RecordingShell:
         hold_bytes: int = 8 << 20,
         max_bytes: int | None = None,
         max_age: float | None = None,
-        max_pending_bytes: int = 64 << 20,
+        max_pending_bytes: int = 32 << 20,
     ) -> None:
         """Record every exchange that passes through ``transport`` into ``target``.
 
