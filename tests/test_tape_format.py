@@ -438,3 +438,20 @@ def test_compact_refuses_an_incomplete_tape(small_tape: Path, tmp_path: Path):
     cut.write_bytes(small_tape.read_bytes()[:-10])
     with pytest.raises(streamtape.TapeError, match=r"cut\.tape: not compacting an incomplete tape"):
         compact(cut)
+
+
+@pytest.mark.parametrize("x", [1, 200, 70_000])
+def test_the_writers_fast_chunk_encoding_is_byte_identical_to_the_codecs(x: int):
+    """The recorder's hot path packs chunk records with ``struct``; they must be the canonical bytes."""
+    from streamtape.record.pipeline import chunk_header
+
+    prefix, packers = chunk_header(x)
+    for t in (65_536, 2**32 - 1, 2**32, 10**15):
+        for n in (0, 255, 256, 65_535, 65_536, 100_000):
+            data = os.urandom(n)
+            pack, t_code, n_code, fixed = packers[
+                (0 if n < 256 else 1 if n < 65_536 else 2) + (3 if t >= 2**32 else 0)
+            ]
+            expected = bytearray()
+            encode_record(Chunk(x, t, data), expected)
+            assert pack(fixed + n, prefix, t_code, t, n_code, n) + data == bytes(expected), (t, n)

@@ -116,7 +116,7 @@ class PendingExchange:
         self.head_marks: list[tuple[int, Record]] = []
         self._resend: list[Record] = []  # heads lost to a failed write, written again before anything else
         #: The writer's fast chunk encoding for this exchange (``pipeline.chunk_header``).
-        self.chunk_header: tuple[bytes, Callable[..., bytes]] = (b"", bytes)
+        self.chunk_header: tuple[bytes, tuple[tuple[Callable[..., bytes], int, int, int], ...]] = (b"", ())
 
     def _refresh(self) -> None:
         self.plain = (

@@ -58,28 +58,33 @@ Clock = Callable[[], int]
 #: Queue length past which a caller takes the checked path: it wakes the writer, and drops when full.
 WAKE_AT = 8192
 _BATCH = 4096  # items drained between spills of encoded records into the compressor
-_INLINE_MAX = 1 << 20
+_INLINE_MAX = 1 << 20  # larger chunks take the checked path (the record size limit)
 _ITEM_OVERHEAD = 120  # what a queued chunk costs beyond its bytes: the tuple, the int, the bytes object
 _YIELD_EVERY = 64  # chunks past ``soft_limit`` between two moments a caller steps aside for the writer
 _YIELD_S = 0.0002
 
 
-def _no_pack(*args: object) -> bytes:
-    raise struct.error("no exchange")  # larger chunks take the checked path (the record size limit)
-
-
 _ENCODER = msgspec.msgpack.Encoder()
 
+ChunkPacker = tuple[Callable[..., bytes], int, int, int]
+_NO_PACKERS: tuple[ChunkPacker, ...] = ()
 
-def chunk_header(x: int) -> tuple[bytes, Callable[..., bytes]]:
-    """The writer's fast encoding of exchange ``x``'s chunk records: a constant prefix and a packer.
 
-    A chunk record is ``length, [ "chunk", x, t_ns, data ]``. Here ``t_ns`` is always a MessagePack uint64
-    and ``data`` a bin32 (wider than needed, which the format allows), so the bytes before ``data`` are
-    one ``struct`` pack: ``pack(26 + len(x's prefix) - 7 + n, prefix, 0xCF, t_ns, 0xC6, n)`` then ``data``.
+def chunk_header(x: int) -> tuple[bytes, tuple[ChunkPacker, ...]]:
+    """The writer's fast encoding of exchange ``x``'s chunk records, byte for byte ``codec.encode_record``'s.
+
+    A chunk record is ``length, [ "chunk", x, t_ns, data ]``: a constant prefix (array, tag, ``x``), then
+    ``t_ns`` as a MessagePack uint32 or uint64 and ``data`` as bin8, bin16 or bin32, whichever is the
+    shortest (``t_ns`` under 65536 takes the checked path). Six packers, one ``struct`` call each:
+    ``packers[(t_ns >= 2**32) * 3 + size class]`` is ``(pack, t code, bin code, bytes before data)``.
     """
     prefix = b"\x94\xa5chunk" + _ENCODER.encode(x)
-    return prefix, struct.Struct(f">I{len(prefix)}sBQBI").pack
+    packers: list[ChunkPacker] = []
+    for t_code, t_format, t_size in ((0xCE, "I", 5), (0xCF, "Q", 9)):
+        for n_code, n_format, n_size in ((0xC4, "B", 2), (0xC5, "H", 3), (0xC6, "I", 5)):
+            pack = struct.Struct(f">I{len(prefix)}sB{t_format}B{n_format}").pack
+            packers.append((pack, t_code, n_code, len(prefix) + t_size + n_size))
+    return prefix, tuple(packers)
 
 
 def cause_of(exc: BaseException) -> str:
@@ -232,7 +237,7 @@ class Pipeline:
             size_before = len(buffer) if buffer is not None else 0
             taken = min(len(queue), _BATCH)
             current_x, state, fast, start, n_fast, b_fast = 0, None, False, 0, 0, 0  # ids start at 1
-            prefix, pack, fixed = b"", _no_pack, 0
+            prefix, packers = b"", _NO_PACKERS
             for _ in range(taken):
                 x, t_ns, payload = popleft()
                 if type(payload) is bytes:
@@ -244,16 +249,20 @@ class Pipeline:
                         current_x, state = x, exchanges.get(x)
                         fast = state is not None and state.plain and buffer is not None
                         if state is not None:
-                            start, (prefix, pack) = state.start, state.chunk_header
-                            fixed = len(prefix) + 14
+                            start, (prefix, packers) = state.start, state.chunk_header
                     size = len(payload)
-                    if fast and size <= _INLINE_MAX and state is not None and buffer is not None:
-                        try:
-                            head = pack(fixed + size, prefix, 0xCF, t_ns - start, 0xC6, size)
-                        except struct.error:  # a clock that went backwards: the checked path says so
-                            self._write(state, state.chunk(t_ns, payload))
-                            continue
-                        buffer += head
+                    t_rel = t_ns - start
+                    if (
+                        fast
+                        and 65536 <= t_rel < 1 << 64
+                        and size <= _INLINE_MAX
+                        and state is not None
+                        and buffer is not None
+                    ):
+                        pack, t_code, n_code, fixed = packers[
+                            (0 if size < 256 else 1 if size < 65536 else 2) + (3 if t_rel >= 1 << 32 else 0)
+                        ]
+                        buffer += pack(fixed + size, prefix, t_code, t_rel, n_code, size)
                         buffer += payload
                         n_fast += 1
                         b_fast += size
