@@ -7,8 +7,13 @@ holding it; the key is never stored, only its id, so a fingerprint cannot be tes
 someone who only has the tape.
 
 The key is, in order: the ``key`` argument, ``$STREAMTAPE_REDACT_KEY``, or a per-user key file
-(``$XDG_CONFIG_HOME/streamtape/redact.key``, created 0600 on first use); if that cannot be written, a
-per-process random key (fingerprints then compare only within one process).
+(``$XDG_CONFIG_HOME/streamtape/redact.key``, created 0600 on first use, in directories created 0700 whatever
+the umask, and never through a link); if that cannot be written, a per-process random key (fingerprints then
+compare only within one process).
+
+What is fingerprinted is a value's bytes (spec/tape-format.md section 5): a header value's ISO-8859-1 bytes
+(the raw bytes from the wire), a query value's or URL password's bytes after percent-decoding (UTF-8 text
+stays UTF-8), so different secrets never share a fingerprint by way of their encoding.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, unquote_to_bytes, urlsplit, urlunsplit
 
 from ..format.records import Headers, Redaction
+from ..storage.atomic import create_exclusive
 
 #: Request headers whose values are secrets. Matched case-insensitively.
 SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie")
@@ -48,30 +54,53 @@ def process_key() -> bytes:
     return _process_key
 
 
+def private_directory(path: Path) -> None:
+    """Create ``path`` and every missing parent with mode 0700 (``mkdir -p`` would give the parents 0777
+    less the umask, which may be nothing). An existing directory is left as it is."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue  # created meanwhile by another process
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask only ever downwards: be exact
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return key or None
+
+
 def default_key() -> bytes:
     """The fingerprint key, found as the module docstring says."""
     if env := os.environ.get("STREAMTAPE_REDACT_KEY"):
         return env.encode()
     path = _key_file()
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError):
-        pass
+    if (key := _read_key(path)) is not None:
+        return key
     key = secrets.token_bytes(32)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key.hex() + "\n")
-        return key
-    except FileExistsError:
-        try:
-            return bytes.fromhex(path.read_text().strip())
-        except (OSError, ValueError):
-            pass
+        private_directory(path.parent)
+        if create_exclusive(path, (key.hex() + "\n").encode()):
+            return key
     except OSError:
-        pass
-    return process_key()
+        return process_key()
+    return _read_key(path) or process_key()  # another process created it first: use theirs
+
+
+def _decoded(value: str) -> bytes:
+    """A URL component's bytes after percent-decoding (``+`` is a space): what section 5 fingerprints."""
+    return unquote_to_bytes(value.replace("+", " "))
 
 
 class Redactor:
@@ -92,8 +121,17 @@ class Redactor:
     def describe(self) -> Redaction:
         return Redaction(headers=sorted(self.headers), query=sorted(self.query), key_id=self.key_id)
 
-    def fingerprint(self, secret: str) -> str:
-        digest = hmac.new(self._key, secret.encode("latin-1", "replace"), hashlib.sha256).hexdigest()
+    def fingerprint(self, secret: str | bytes) -> str:
+        """``REDACTED:<12 hex>`` for a secret's bytes; a ``str`` is a header value: its ISO-8859-1 bytes (the
+        raw bytes from the wire), or UTF-8 for text that has characters beyond ISO-8859-1."""
+        if isinstance(secret, str):
+            try:
+                data = secret.encode("latin-1")
+            except UnicodeEncodeError:
+                data = secret.encode("utf-8", "surrogatepass")
+        else:
+            data = secret
+        digest = hmac.new(self._key, data, hashlib.sha256).hexdigest()
         return f"REDACTED:{digest[:12]}"
 
     def _value(self, name: str, value: str) -> str:
@@ -124,15 +162,13 @@ class Redactor:
         if parts.password is not None:  # http://user:secret@host/: the user stays, the password goes
             userinfo, _, hostport = parts.netloc.rpartition("@")
             user = userinfo.partition(":")[0]
-            parts = parts._replace(
-                netloc=f"{user}:{self.fingerprint(unquote_plus(parts.password))}@{hostport}"
-            )
+            parts = parts._replace(netloc=f"{user}:{self.fingerprint(_decoded(parts.password))}@{hostport}")
             changed = True
         pieces = parts.query.split("&") if parts.query else []
         for i, piece in enumerate(pieces):
             name, eq, value = piece.partition("=")
             if eq and unquote_plus(name).lower() in self.query:
-                pieces[i] = f"{name}={self.fingerprint(unquote_plus(value))}"
+                pieces[i] = f"{name}={self.fingerprint(_decoded(value))}"
                 changed = True
         if not changed:
             return url

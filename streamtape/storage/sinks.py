@@ -6,11 +6,17 @@ the writer contains those (logs, counts, marks the exchanges damaged) so traffic
 - ``FileSink``: every exchange into one tape. The path may hold ``{pid}`` and ``{date}`` (UTC, YYYY-MM-DD),
   re-evaluated whenever no exchange is open, so ``{date}`` rotates daily. When another process already
   records to the path, this one says so (a warning) and records to ``<name>.<pid><suffix>`` beside it.
-  ``max_bytes`` stops new exchanges once the file is that large.
+  ``max_bytes`` stops new exchanges once the file is that large. A tape deleted, renamed away or replaced
+  while recording is noticed (before an exchange begins when none is open, else at most ``CHECK_EVERY_S``
+  after a flush: one ``stat``), said once in the log, and recording goes on in a new file at the path: a
+  new segment in which each exchange still open begins again with its request (and response) head and a
+  ``gap`` record counting the chunks the old file got, so the new tape reads as damaged where it lacks
+  them. A tape truncated under the writer (``copytruncate``) starts again from nothing in place.
 - ``DirectorySink``: one tape per exchange, written as ``<time>-<pid>-<n>.partial`` (a crash leaves a cut
   tape that still opens) and renamed to ``<time>-<pid>-<n>-<status>-<outcome>.tape`` when the exchange
   ends, so ``ls`` sorts by time and shows how each ended. Any number of processes can share a directory.
-  ``max_bytes`` / ``max_age`` delete the oldest tapes so the recorder never fills a disk.
+  ``max_bytes`` / ``max_age`` delete the oldest tapes so the recorder never fills a disk. A directory
+  deleted while recording is created again (0700) for the next exchange, and that is said once in the log.
 - ``MemorySink``: records kept in a list (tests, the pytest plugin).
 """
 
@@ -27,7 +33,7 @@ from typing import Protocol
 import msgspec
 
 from ..errors import TapeError
-from ..format.records import End, Header, Record, Request, Response
+from ..format.records import Chunk, End, Gap, Header, Record, Request, Response
 from ..model import Tape, build_tape
 from .tapefile import TapeBusy, TapeFile
 
@@ -37,6 +43,15 @@ logger = logging.getLogger("streamtape")
 #: compression context near 1 MiB, so many concurrent streams stay cheap.
 _EXCHANGE_WINDOW_LOG = 17
 _PRUNE_EVERY_S = 30.0
+#: How often, at most, a flush checks that the tape's path still names the file being written.
+CHECK_EVERY_S = 1.0
+#: ``TapeFile.check()``'s findings, in words.
+_HAPPENED = {
+    "deleted": "deleted or renamed away",
+    "replaced": "replaced by another file",
+    "truncated": "truncated",
+}
+_GONE_REASON = "the tape file was {} while recording: this exchange's earlier chunks are in the old file"
 
 
 class Sink(Protocol):
@@ -80,8 +95,18 @@ class FileSink:
         self.header = header
         self.max_bytes = max_bytes
         self.level = level
+        self._links: set[str] = set()  # paths that were symbolic links when recording to them began
         self.file = self._open(expand(template))
         self._full_reported = False
+        #: The heads (request, then response) of each exchange with records in the file and no end yet:
+        #: what a new file at the path must begin with for the rest of that exchange to be readable.
+        self._heads: dict[int, list[Request | Response]] = {}
+        #: Chunks of open exchanges that earlier files at the path got (``(count, bytes, last t_ns)``).
+        self._missing: dict[int, tuple[int, int, int]] = {}
+        #: Where in the file each open exchange's records begin, at the earliest (``TapeFile.record_floor``).
+        self._since: dict[int, int] = {}
+        self._check_at = time.monotonic() + CHECK_EVERY_S
+        self._reopen_failed = False
 
     @property
     def path(self) -> str:
@@ -92,12 +117,18 @@ class FileSink:
         """What log lines name: the tape's path."""
         return self.file.path
 
-    def _open(self, path: str) -> TapeFile:
+    def _open(self, path: str, *, again: bool = False) -> TapeFile:
+        """Open the tape at ``path``; ``again``: a new file where the old one was deleted or replaced, which
+        follows a symbolic link only if the path was one when recording began."""
         directory = os.path.dirname(path)
         if directory and "{" in self.template:
             os.makedirs(directory, mode=0o700, exist_ok=True)
+        if not again and os.path.islink(path):
+            self._links.add(path)
         try:
-            return TapeFile(path, self.header, level=self.level)
+            return TapeFile(
+                path, self.header, level=self.level, follow_links=path in self._links or not again
+            )
         except TapeBusy:
             other = _beside(path)
             logger.warning(
@@ -106,7 +137,7 @@ class FileSink:
                 os.getpid(),
                 other,
             )
-            return TapeFile(other, self.header, level=self.level)
+            return TapeFile(other, self.header, level=self.level, follow_links=False)
 
     @property
     def buffer(self) -> bytearray | None:
@@ -116,10 +147,99 @@ class FileSink:
         self.file.spill()
 
     def write(self, records: list[Record]) -> None:
+        heads = self._heads
+        if not heads and (what := self.file.check()) is not None:
+            self._replace(what)  # an exchange begins after a pause: never into a file no longer there
+        floor = self.file.record_floor
         self.file.write(records)
+        for record in records:
+            if isinstance(record, Chunk):
+                continue
+            if isinstance(record, Request):
+                heads[record.x] = [record]
+                self._since[record.x] = floor
+            elif isinstance(record, Response):
+                if (held := heads.get(record.x)) is not None:
+                    held.append(record)
+            elif isinstance(record, End):
+                heads.pop(record.x, None)
+                self._missing.pop(record.x, None)
+                self._since.pop(record.x, None)
 
     def flush(self) -> None:
+        now = time.monotonic()
+        if now >= self._check_at:
+            self._check_at = now + CHECK_EVERY_S
+            if (what := self.file.check()) is not None:
+                self._replace(what)
         self.file.flush()
+
+    def _replace(self, found: str) -> None:
+        """The file at the path is no longer the one being written (``TapeFile.check``): go on in a new one
+        at the path (or, truncated, in the same one from nothing), said once in the log."""
+        old, what = self.file, _HAPPENED.get(found, found)
+        if found == "truncated":
+            old.restart(self.header)
+            tally = None
+        else:
+            try:
+                new = self._open(old.path, again=True)
+            except (OSError, TapeError) as exc:
+                if not self._reopen_failed:  # tried again at every check; said once
+                    self._reopen_failed = True
+                    logger.error(
+                        "streamtape: %s was %s while recording and cannot be created again (%s: %s); "
+                        "recording continues into the old file",
+                        old.path,
+                        what,
+                        type(exc).__name__,
+                        exc,
+                    )
+                return
+            tally = None
+            with contextlib.suppress(OSError, TapeError):
+                old.end_frame()  # (into the old file: a rotated tape ends on a whole frame)
+                streaming = {x for x, heads in self._heads.items() if len(heads) > 1}
+                if streaming:
+                    tally = old.tally(
+                        streaming, min(self._since.get(x, old.segment_start) for x in streaming)
+                    )
+                else:
+                    tally = {}
+            with contextlib.suppress(OSError, TapeError):
+                old.close()
+            self.file = new
+        self._reopen_failed = False
+        logger.warning(
+            "streamtape: %s was %s while recording; recording continues in a new tape there%s",
+            old.path,
+            what,
+            f" ({len(self._heads)} exchange(s) in progress begin there without their earlier chunks)"
+            if self._heads
+            else "",
+        )
+        self._resume(what, tally)
+
+    def _resume(self, what: str, tally: dict[int, tuple[int, int, int]] | None) -> None:
+        """Begin each open exchange again in the new file: its heads, then a gap for the chunks it lacks."""
+        records: list[Record] = []
+        for x, heads in self._heads.items():
+            records.extend(heads)
+            self._since[x] = self.file.segment_start
+            if len(heads) < 2:
+                continue  # no response head yet: no chunk can be missing
+            n, nbytes, t_ns = (tally or {}).get(x, (0, 0, 0))
+            before_n, before_bytes, before_t = self._missing.get(x, (0, 0, 0))
+            missing = (before_n + n, before_bytes + nbytes, max(before_t, t_ns, heads[1].t_ns))
+            self._missing[x] = missing
+            if tally is not None and not missing[0]:
+                continue  # it had no chunk yet: nothing is missing
+            reason = _GONE_REASON.format(what)
+            if tally is None:
+                reason += " (how many is unknown)"
+            records.append(Gap(x, missing[2], missing[0], missing[1], reason))
+        if records:
+            self.file.write(records)
 
     def accepts(self) -> bool:
         if self.max_bytes is None or self.file.size < self.max_bytes:
@@ -134,21 +254,18 @@ class FileSink:
         return False
 
     def idle(self) -> None:
-        """No exchange is open: end the frame; follow a template to its next path; notice a deleted tape."""
+        """No exchange is open: notice a deleted tape; end the frame; follow a template to its next path."""
+        self._heads.clear()  # (an exchange whose end could not be written is over, too)
+        self._missing.clear()
+        self._since.clear()
+        self._check_at = time.monotonic() + CHECK_EVERY_S
+        if (what := self.file.check()) is not None:
+            self._replace(what)
         self.file.end_frame()
         wanted = expand(self.template)
-        moved = self.file.moved()
         if wanted != self.file.path and wanted != _beside(self.file.path) and "{" in self.template:
             self.file.close()
             self.file = self._open(wanted)
-        elif moved:
-            logger.error(
-                "streamtape: %s was deleted or replaced while recording; recording continues in a new file there",
-                self.file.path,
-            )
-            path = self.file.path
-            self.file.close()
-            self.file = self._open(path)
 
     def close(self) -> None:
         self.file.close()
@@ -172,6 +289,7 @@ class DirectorySink:
         self.max_age = max_age
         self.level = level
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        self._vanished_reported = False
         self._open: dict[int, tuple[TapeFile, str]] = {}  # exchange id -> (file, name stem)
         self._status: dict[int, int] = {}
         self._total = self._scan_size() if max_bytes is not None else 0
@@ -207,15 +325,29 @@ class DirectorySink:
         header = msgspec.structs.replace(
             self.header, started_unix_ns=self.header.started_unix_ns + request.t_ns
         )
-        tape = TapeFile(
-            f"{stem}.partial", header, level=self.level, window_log=_EXCHANGE_WINDOW_LOG, create_only=True
-        )
+        try:
+            tape = self._create(f"{stem}.partial", header)
+        except FileNotFoundError:
+            if os.path.isdir(self.directory):
+                raise
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)  # deleted while recording: again
+            if not self._vanished_reported:
+                self._vanished_reported = True
+                logger.warning(
+                    "streamtape: the directory %s was deleted while recording; it was created again "
+                    "(exchanges in progress then are lost)",
+                    self.directory,
+                )
+            tape = self._create(f"{stem}.partial", header)
         try:
             tape.write([msgspec.structs.replace(request, t_ns=0)])
         except BaseException:
             tape.close()
             raise
         self._open[request.x] = (tape, stem)
+
+    def _create(self, path: str, header: Header) -> TapeFile:
+        return TapeFile(path, header, level=self.level, window_log=_EXCHANGE_WINDOW_LOG, create_only=True)
 
     def _finish(self, end: End) -> None:
         tape, stem = self._open.pop(end.x)
@@ -249,7 +381,11 @@ class DirectorySink:
     def _tapes(self) -> list[tuple[str, os.stat_result]]:
         """The finished tapes (and stale ``.partial`` ones) in the directory, oldest name first."""
         found = []
-        with os.scandir(self.directory) as entries:
+        try:
+            entries = os.scandir(self.directory)
+        except FileNotFoundError:
+            return []  # deleted: created again for the next exchange
+        with entries:
             for entry in entries:
                 if entry.name.endswith((".tape", ".partial")) and entry.is_file(follow_symlinks=False):
                     try:

@@ -5,6 +5,11 @@ segment's header, and then takes records, ``flush()`` (a block: durable on disk,
 ``end_frame()``. Opening an existing tape reads at most its last frame: the frame markers say where it
 starts (tapes from before markers existed are read whole, once).
 
+``check()`` says whether the path still names the open file, and whether the file was cut under the writer
+(a log rotation's ``copytruncate``); ``restart()`` begins a new tape in a file cut to nothing, and
+``tally()`` counts what the file holds of given exchanges (what a new file at the path will lack), reading
+back from a frame marker at or before their first records (``record_floor`` when they began).
+
 Every flush is one ``write`` to an ``O_APPEND`` file. A failed write (disk full, file too large) is undone:
 the file is cut back to its last good byte and the open frame is mended before the next write, so the
 file on disk is always a readable tape.
@@ -19,7 +24,7 @@ import stat
 from ..errors import TapeError
 from ..format.codec import TapeDecoder
 from ..format.encoder import FRAME_LIMIT, MARKER_SIZE, TapeEncoder, find_last_marker, parse_marker
-from ..format.records import Header, Record
+from ..format.records import Chunk, Header, Record
 from .locking import LockHeld, lock_exclusive
 
 _READ_SIZE = 1 << 20
@@ -27,6 +32,8 @@ _READ_SIZE = 1 << 20
 #: most its content (``FRAME_LIMIT`` plus one batch of records) and a little framing.
 _TAIL_SCAN = 2 * FRAME_LIMIT + (2 << 20)
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+#: The most ``tally`` reads back (compressed bytes); past it, the count is unknown.
+TALLY_LIMIT = 64 << 20
 
 
 class TapeBusy(TapeError):
@@ -52,10 +59,16 @@ class TapeFile:
         window_log: int | None = None,
         frame_limit: int = FRAME_LIMIT,
         create_only: bool = False,
+        follow_links: bool = True,
     ) -> None:
+        """``create_only``: the file must not exist yet (``O_EXCL``, which never follows a link either);
+        ``follow_links=False``: a symbolic link at ``path`` is refused (``O_NOFOLLOW``), for names that are
+        the writer's own rather than the user's."""
         self.path = path
         self._level, self._window_log, self._frame_limit = level, window_log, frame_limit
         flags = _OPEN_FLAGS | (os.O_EXCL if create_only else 0)
+        if create_only or not follow_links:
+            flags |= getattr(os, "O_NOFOLLOW", 0)
         self._fd = os.open(path, flags, 0o600)
         try:
             try:
@@ -68,13 +81,19 @@ class TapeFile:
             next_sequence = 0
             if stat.S_ISREG(info.st_mode) and info.st_size > 0:
                 next_sequence = self._mend()
-            self._encoder = self._new_encoder(next_sequence)
-            self._broken = False
-            self.write([header])
-            self.flush()
+            self._begin_segment(header, next_sequence)
         except BaseException:
             os.close(self._fd)
             raise
+
+    def _begin_segment(self, header: Header, next_sequence: int) -> None:
+        self.segment_start = self.size  # where this writer's segment (its header's frame) starts
+        #: Where the last frame marker written starts: a record added now is in a frame starting there or later.
+        self.last_marker = self.size
+        self._encoder = self._new_encoder(next_sequence)
+        self._broken = False
+        self.write([header])
+        self.flush()
 
     # -- writing ------------------------------------------------------------------------------------
     def write(self, records: list[Record]) -> None:
@@ -96,6 +115,14 @@ class TapeFile:
         return self._encoder.frame_open
 
     @property
+    def record_floor(self) -> int:
+        """Where the frame that a record added now will be in starts, at the earliest: a frame marker's offset
+        or the end of the file (where the next frame will start, when none is open and nothing is held)."""
+        if not self._encoder.frame_open and not self._encoder.buffered:
+            return self.size
+        return self.last_marker
+
+    @property
     def buffer(self) -> bytearray:
         """Where whole encoded records may be appended directly (the encoder's pending records)."""
         return self._encoder.pending
@@ -114,6 +141,9 @@ class TapeFile:
         except OSError:
             self._broken = True  # what reached the disk of this write ends inside a block: undo it next time
             raise
+        at = find_last_marker(data)
+        if at is not None:
+            self.last_marker = self.size + at
         self.size += len(data)
 
     def _new_encoder(self, next_sequence: int) -> TapeEncoder:
@@ -135,13 +165,62 @@ class TapeFile:
         self._encoder.pending += unsent
         self._broken = False
 
-    def moved(self) -> bool:
-        """Whether the path no longer names this file (deleted or replaced while recording)."""
+    def check(self) -> str | None:
+        """What happened to the file under the writer, if anything: ``"deleted"`` (nothing at the path),
+        ``"replaced"`` (another file there: renamed away, or deleted and created again) or ``"truncated"``
+        (the file is shorter than what was written to it: ``copytruncate``). Two system calls."""
         try:
             info = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return "deleted"
         except OSError:
-            return True
-        return (info.st_dev, info.st_ino) != self._identity
+            return None  # (permissions): nothing can be told, nothing is done
+        if (info.st_dev, info.st_ino) != self._identity:
+            return "replaced"
+        if self._fd >= 0 and os.fstat(self._fd).st_size < self.size:
+            return "truncated"
+        return None
+
+    def moved(self) -> bool:
+        """Whether the path no longer names this file (deleted or replaced while recording), or it was cut."""
+        return self.check() is not None
+
+    def restart(self, header: Header) -> None:
+        """After the file was truncated under the writer: empty it (whatever was appended since is a piece
+        of a frame) and begin a new tape in it with ``header``. What was not yet written is dropped."""
+        os.ftruncate(self._fd, 0)
+        self.size = 0
+        self._begin_segment(header, 0)
+
+    def tally(self, exchanges: set[int], start: int) -> dict[int, tuple[int, int, int]] | None:
+        """For each of ``exchanges``, what the file holds of its chunks: ``(count, bytes, last t_ns)``.
+
+        Reads back from ``start`` (a ``record_floor`` from before their first records, in this segment) in the
+        open file, which may no longer be at the path; None when that is more than ``TALLY_LIMIT`` bytes or
+        cannot be read. Call after ``end_frame()``.
+        """
+        if self._fd < 0 or not self.segment_start <= start <= self.size or self.size - start > TALLY_LIMIT:
+            return None
+        counts = {x: (0, 0, 0) for x in exchanges}
+        decoder = TapeDecoder(header_first=False)
+        try:
+            with open(self._fd, "rb", closefd=False) as f:
+                f.seek(start)
+                left = self.size - start
+                while left > 0 and (data := f.read(min(_READ_SIZE, left))):
+                    left -= len(data)
+                    self._count(decoder.feed(data), counts)
+            self._count(decoder.finish(), counts)
+        except (OSError, TapeError):
+            return None
+        return counts
+
+    @staticmethod
+    def _count(records: list[Record], counts: dict[int, tuple[int, int, int]]) -> None:
+        for record in records:
+            if type(record) is Chunk and record.x in counts:
+                n, nbytes, _ = counts[record.x]
+                counts[record.x] = (n + 1, nbytes + len(record.data), record.t_ns)
 
     def close(self) -> None:
         """End the frame and release the file. Idempotent; a failure leaves a readable (cut) tape."""
