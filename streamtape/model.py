@@ -91,6 +91,11 @@ class Exchange:
         return self.request.t_ns
 
     @property
+    def damaged(self) -> bool:
+        """Whether records of this exchange were lost: by the recorder, or with a frame missing from the file."""
+        return bool(self.gaps)
+
+    @property
     def end(self) -> End:
         """How the exchange ended; ``outcome == "incomplete"`` when the tape holds no end for it."""
         if self.recorded_end is not None:
@@ -146,6 +151,9 @@ class Tape:
 
     ``exchanges[n]`` is exchange number ``n`` everywhere (``info`` shows it, ``-x N`` selects it).
     ``segments`` holds each recording session's header; ``header`` is the first.
+    ``incomplete`` says the tape does not hold everything that was recorded (cut short, frames missing or
+    repeated, exchanges without an end), ``problem`` how, in one line; ``damage`` lists each place where
+    the file's frames are missing or repeated (empty for a tape that is merely cut).
     """
 
     header: Header
@@ -154,6 +162,7 @@ class Tape:
     problem: str | None = None
     path: str | None = None
     segments: list[Header] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)
 
     def records(self) -> Iterator[Record]:
         """Every record, each segment's header then its exchanges' records, exchange by exchange."""
@@ -183,6 +192,12 @@ class _ExchangeParts:
         self.end: End | None = None
         self.gaps: list[Gap] = []
 
+    def last_ns(self) -> int:
+        """The time of the latest record so far (from the request)."""
+        if self.chunks:
+            return self.chunks[-1].t_ns
+        return self.response.t_ns if self.response is not None else 0
+
     def build(self) -> Exchange:
         return Exchange(
             self.segment,
@@ -200,30 +215,70 @@ def exchange_order(segment: int, request: Request) -> tuple[int, int, int]:
     return (segment, request.t_ns, request.x)
 
 
+#: Damage messages a tape keeps (a hostile file may have millions); the rest are counted in ``problem``.
+_MAX_DAMAGE = 100
+
+
 class TapeBuilder:
-    """Records in (in file order), a ``Tape`` out. Out-of-order records are a ``CorruptTapeError``."""
+    """Records in (in file order), a ``Tape`` out. Out-of-order records are a ``CorruptTapeError``.
+
+    ``damaged`` tells it, between two records, that the reader found frames missing (``lost``) or repeated
+    there. Each exchange then open is marked with a gap (an unknown number of its records are lost), and
+    for the rest of the segment a record that no longer fits its exchange's lifecycle (its request, head or
+    end was in a missing frame) is dropped and counted (``dropped``) rather than an error.
+    """
 
     def __init__(self, *, path: str | None = None) -> None:
         self.path = path
         self.segments: list[Header] = []
+        self.damage: list[str] = []
+        self.dropped = 0
         self._all: list[_ExchangeParts] = []
         self._current: dict[int, _ExchangeParts] = {}
         self._index = 0
+        self._lost = False  # records of this segment are missing: lifecycle breaks are damage, not errors
+
+    def damaged(self, message: str, *, lost: bool) -> None:
+        """Frames are missing (``lost``) or repeated at this point of the tape; ``message`` says where."""
+        if len(self.damage) < _MAX_DAMAGE:
+            self.damage.append(message)
+        if not lost or not self.segments:
+            return
+        self._lost = True
+        reason = f"{message}: an unknown number of records lost"
+        for parts in self._current.values():
+            if parts.end is None:
+                parts.gaps.append(Gap(parts.id, parts.last_ns(), 0, 0, reason))
+
+    def dropped_message(self) -> str:
+        return (
+            f"{self.dropped} records after missing frames were dropped (their exchange's request, head or end "
+            f"was in a missing frame)"
+        )
+
+    def _drop(self, index: int, why: str) -> None:
+        if not self._lost:
+            raise CorruptTapeError(f"record #{index}{why}", path=self.path)
+        self.dropped += 1
 
     def add(self, record: Record) -> None:
         index = self._index
         self._index += 1
+        if type(record) is Chunk:  # the hot path: a chunk of an exchange that is streaming
+            found = self._current.get(record.x)
+            if found is not None and found.phase is Phase.STREAMING:
+                found.chunks.append(record)
+                return
         if isinstance(record, Header):
             self.segments.append(record)
             self._current = {}
+            self._lost = False
             return
         if not self.segments:
             raise CorruptTapeError(f"record #{index} comes before the header", path=self.path)
         if isinstance(record, Request):
             if record.x in self._current:
-                raise CorruptTapeError(
-                    f"record #{index}: exchange {record.x} has two requests", path=self.path
-                )
+                return self._drop(index, f": exchange {record.x} has two requests")
             parts = _ExchangeParts(len(self.segments) - 1, record)
             self._current[record.x] = parts
             self._all.append(parts)
@@ -231,13 +286,11 @@ class TapeBuilder:
         kind = record.__struct_config__.tag
         found = self._current.get(record.x)
         if found is None:
-            raise CorruptTapeError(
-                f"record #{index} ({kind}) names exchange {record.x}, which has no request", path=self.path
-            )
+            return self._drop(index, f" ({kind}) names exchange {record.x}, which has no request")
         try:
             found.phase = advance(found.phase, kind)  # type: ignore[arg-type]
         except LifecycleError as exc:
-            raise CorruptTapeError(f"record #{index}: exchange {found.id} {exc}", path=self.path) from None
+            return self._drop(index, f": exchange {found.id} {exc}")
         if isinstance(record, Chunk):
             found.chunks.append(record)
         elif isinstance(record, Response):
@@ -251,7 +304,16 @@ class TapeBuilder:
         if not self.segments:
             raise CorruptTapeError("the tape holds no header", path=self.path)
         parts = sorted(self._all, key=lambda p: exchange_order(p.segment, p.request))
-        return Tape(self.segments[0], [p.build() for p in parts], path=self.path, segments=self.segments)
+        damage = list(self.damage)
+        if self.dropped:
+            damage.append(self.dropped_message())
+        return Tape(
+            self.segments[0],
+            [p.build() for p in parts],
+            path=self.path,
+            segments=self.segments,
+            damage=damage,
+        )
 
 
 def build_tape(records: Iterable[Record], *, path: str | None = None) -> Tape:

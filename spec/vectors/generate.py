@@ -20,10 +20,19 @@ import msgspec
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from streamtape.format.codec import encode_frame, new_compressor  # noqa: E402
+from streamtape.format.codec import encode_frame, encode_record, new_compressor  # noqa: E402
 from streamtape.format.encoder import TapeEncoder  # noqa: E402
 from streamtape.format.jsonform import record_to_json  # noqa: E402
-from streamtape.format.records import Chunk, End, Gap, Header, Redaction, Request, Response  # noqa: E402
+from streamtape.format.records import (  # noqa: E402
+    MAX_FRAME_SIZE,
+    Chunk,
+    End,
+    Gap,
+    Header,
+    Redaction,
+    Request,
+    Response,
+)
 
 STARTED = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 HEADER = Header(
@@ -163,6 +172,88 @@ def gapped() -> list[list]:
     ]
 
 
+def framed(groups: list[list]) -> list[bytes]:
+    """Each group of records as its own frame, after its marker: the pieces of a 1.1 tape, numbered from 0."""
+    encoder = TapeEncoder(level=3)
+    pieces = []
+    for group in groups:
+        encoder.add_all(group)
+        pieces.append(encoder.end_frame())
+    return pieces
+
+
+def five_frames() -> list[list]:
+    """A 1.1 tape in five frames: the header; request and head; two frames of chunks; the last chunk and end."""
+    x = 1
+    return [
+        [HEADER_1_1],
+        [
+            Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY),
+            Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK"),
+        ],
+        [Chunk(x, 200_000_000, EVENTS[0]), Chunk(x, 225_000_000, EVENTS[1])],
+        [Chunk(x, 250_000_000, EVENTS[2]), Chunk(x, 300_000_000, EVENTS[3])],
+        [Chunk(x, 301_000_000, EVENTS[4]), End(x, 310_000_000, "complete")],
+    ]
+
+
+def one_frame(records: list, raw: bytes = b"") -> bytes:
+    """A 1.1 tape of one frame: ``records``, then ``raw`` (encoded records, written as they are)."""
+    encoder = TapeEncoder(level=3)
+    encoder.add_all(records)
+    encoder.pending += raw
+    return encoder.end_frame()
+
+
+def deep_nesting() -> bytes:
+    """A header, then a record whose body nests 100,000 arrays (0x91 ... 0xc0): corrupt, never a stack overflow."""
+    body = b"\x91" * 100_000 + b"\xc0"
+    return one_frame([HEADER_1_1], len(body).to_bytes(4, "big") + body)
+
+
+def time_past_cap() -> bytes:
+    """A chunk 10**15 ns (11.6 days) after its request: past the sanity cap of a day, corrupt."""
+    x = 1
+    return one_frame(
+        [
+            HEADER_1_1,
+            Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY),
+            Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK"),
+            Chunk(x, 10**15, EVENTS[0]),
+            End(x, 10**15 + 1, "complete"),
+        ]
+    )
+
+
+def header_not_latin1() -> bytes:
+    """A response header whose name is not ISO-8859-1 (a header holds bytes, one code point each): corrupt."""
+    x = 1
+    return one_frame(
+        [
+            HEADER_1_1,
+            Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY),
+            Response(x, 180_000_000, 200, "HTTP/1.1", [("x-\u20ac", "1")], "OK"),
+            End(x, 190_000_000, "complete"),
+        ]
+    )
+
+
+def too_many_records() -> bytes:
+    """One frame of 1,048,577 records (a header, then empty chunks): over the limit of records in a frame."""
+    x = 1
+    encoder = TapeEncoder(level=3, frame_limit=MAX_FRAME_SIZE)  # one frame, however many records
+    encoder.add_all(
+        [HEADER_1_1, Request(x, 0, "GET", URL, [], b""), Response(x, 1, 200, "HTTP/1.1", [], "OK")]
+    )
+    chunk = bytearray()
+    encode_record(Chunk(x, 2, b""), chunk)
+    for _ in range(1_048_574 // 4096):
+        encoder.pending += bytes(chunk) * 4096
+        encoder.spill()
+    encoder.pending += bytes(chunk) * (1_048_574 % 4096)
+    return encoder.end_frame()
+
+
 def future_version() -> bytes:
     """A header of format 2.0: readers of 1.x must refuse it with a version error."""
     body = msgspec.msgpack.encode(["header", "streamtape", [2, 0], "streamtape 9.0.0", STARTED, {}, None])
@@ -227,6 +318,52 @@ def vectors() -> dict[str, tuple[str, bytes, list, bool, str | None]]:
         [r for f in complete() for r in f] + [HEADER_1_1] + [r for b in streamed_blocks()[1:5] for r in b],
         False,
         None,
+    )
+    # Format 1.1: the frame markers' sequence. Damage is not an error: every record read, flagged incomplete.
+    groups = five_frames()
+    pieces = framed(groups)
+    out["missing-frame"] = (
+        "A tape of five frames whose third (two chunks) is gone: the marker numbered 3 follows number 1. "
+        "Every other record, flagged incomplete (damage reported at the offset of the marker numbered 3).",
+        b"".join(pieces[:2] + pieces[3:]),
+        [r for g in groups[:2] + groups[3:] for r in g],
+        True,
+        None,
+    )
+    out["repeated-frame"] = (
+        "A tape of five frames whose third is written twice: the copy's records are skipped, the tape is "
+        "flagged incomplete (a repeated frame is damage).",
+        b"".join(pieces[:3] + pieces[2:]),
+        [r for g in groups for r in g],
+        True,
+        None,
+    )
+    later = msgspec.structs.replace(HEADER_1_1, started_unix_ns=STARTED + 86_400_000_000_000, meta={})
+    second = [[later], [Request(1, 5_000, "GET", "http://127.0.0.1:8000/health", [], b"")]]
+    second.append([Response(1, 1_000_000, 204, "HTTP/1.1", []), End(1, 1_100_000, "complete")])
+    out["concatenated"] = (
+        "Two tapes one after the other (`cat a.tape b.tape`): the second numbers its frames from 0 again and "
+        "starts with a header of its own, so it is a second segment, not damage.",
+        b"".join(pieces + framed(second)),
+        [r for g in groups + second for r in g],
+        False,
+        None,
+    )
+    out["deep-nesting"] = (deep_nesting.__doc__ or "", deep_nesting(), [], False, "CorruptTapeError")
+    out["time-past-cap"] = (time_past_cap.__doc__ or "", time_past_cap(), [], False, "CorruptTapeError")
+    out["header-not-latin-1"] = (
+        header_not_latin1.__doc__ or "",
+        header_not_latin1(),
+        [],
+        False,
+        "CorruptTapeError",
+    )
+    out["too-many-records"] = (
+        too_many_records.__doc__ or "",
+        too_many_records(),
+        [],
+        False,
+        "TapeLimitError",
     )
     out["not-a-tape"] = ("A file that is not a zstd stream.", b"data: hello\n\n", [], False, "NotATapeError")
     out["empty"] = ("An empty file.", b"", [], False, "NotATapeError")

@@ -20,6 +20,26 @@ FORMAT_MINOR = 1
 MAX_RECORD_SIZE = 64 * 1024 * 1024
 MAX_FRAME_SIZE = 128 * 1024 * 1024
 MAX_WINDOW_SIZE = 32 * 1024 * 1024
+#: Format 1.1 limits on objects, not bytes (spec §4): a file of a few KB can hold millions of tiny records.
+#: Records completed in one frame (a writer's frame of a few MiB holds under 400,000 of the smallest).
+MAX_FRAME_RECORDS = 1 << 20
+#: Arrays and maps nested in one record, counting the record's own array (no record type needs 5).
+MAX_DEPTH = 64
+#: A header record's size: its ``meta`` is small JSON-like metadata, decoded into as many objects as it holds.
+MAX_HEADER_SIZE = 1 << 20
+#: Header (name, value) pairs in one request or response.
+MAX_HEADERS = 1 << 16
+
+#: Reader defaults, configurable per call (``iter_records``/``open_tape`` keywords).
+#: Records per tape: far above the ~4 million chunks of a real 1 GB stream.
+MAX_RECORDS = 50_000_000
+#: What ``open_tape`` holds in memory: records, and bytes of record content.
+MAX_HELD_RECORDS = 8_000_000
+MAX_HELD_BYTES = 2 << 30
+#: Times from an exchange's request (response, chunk, end, gap): a day. A request's own time (from the
+#: segment's start) only has to be a 63-bit monotonic reading.
+MAX_TIME_NS = 86_400 * 10**9
+MAX_REQUEST_TIME_NS = 2**63 - 1
 
 #: ``incomplete`` is what a reader reports for an exchange with no end record; recorders never write it,
 #: but a tool re-saving a damaged tape may.

@@ -1,18 +1,20 @@
 """Reading tapes from files: ``iter_records`` streams one record by record, ``open_tape`` reads it whole.
 
 Both raise ``TapeError`` subclasses whose messages name the file; the sans-IO decoder underneath
-(``format.codec.TapeDecoder``) knows only byte offsets.
+(``format.codec.TapeDecoder``) knows only byte offsets. Both bound what a hostile file can cost:
+``iter_records`` holds one block's records at a time and stops at ``max_records``; ``open_tape`` holds the
+whole tape, so it stops sooner, at ``max_records`` records or ``max_bytes`` bytes of record content.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from ..errors import TapeError
-from ..format.codec import TapeDecoder
-from ..format.records import Record
+from ..format.codec import Damage, TapeDecoder
+from ..format.records import MAX_HELD_BYTES, MAX_HELD_RECORDS, MAX_RECORDS, MAX_TIME_NS, Record
 from ..model import StrPath, Tape, TapeBuilder
 
 _READ_SIZE = 1 << 20
@@ -20,19 +22,38 @@ _READ_SIZE = 1 << 20
 
 @dataclass
 class RecordStream:
-    """Records of a tape read lazily; ``incomplete`` and ``problem`` are known once it is exhausted."""
+    """Records of a tape read lazily; ``incomplete``, ``problem`` and ``good_end`` are known once it is
+    exhausted. ``damage`` lists the places where frames are missing or repeated as they are found (each
+    before the records that follow it); ``on_damage`` is called with each.
+
+    Records come out as each block decompresses: those of a frame whose checksum then fails have been
+    yielded before the ``CorruptTapeError`` (a reader that must have all or nothing collects them first,
+    as ``open_tape`` does).
+    """
 
     path: str
+    max_records: int | None = MAX_RECORDS
+    max_time_ns: int = MAX_TIME_NS
+    max_bytes: int | None = None
+    on_damage: Callable[[Damage], None] | None = field(default=None, repr=False)
     incomplete: bool = False
     problem: str | None = None
     good_end: int = 0
+    damage: list[Damage] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Record]:
-        decoder = TapeDecoder()
+        decoder = TapeDecoder(
+            streaming=True,
+            max_records=self.max_records,
+            max_content=self.max_bytes,
+            max_time_ns=self.max_time_ns,
+            on_damage=self.on_damage,
+        )
+        self.damage = decoder.damage
         try:
             with open(self.path, "rb") as f:
                 while data := f.read(_READ_SIZE):
-                    yield from decoder.feed(data)
+                    yield from decoder.feed_iter(data)
             yield from decoder.finish()
         except TapeError as exc:
             raise exc.with_path(self.path) from None
@@ -45,33 +66,59 @@ class RecordStream:
         self.incomplete, self.problem, self.good_end = decoder.incomplete, decoder.problem, decoder.good_end
 
 
-def iter_records(path: StrPath) -> RecordStream:
-    """Iterate the records of the tape at ``path`` without loading it whole.
+def iter_records(
+    path: StrPath, *, max_records: int | None = MAX_RECORDS, max_time_ns: int = MAX_TIME_NS
+) -> RecordStream:
+    """Iterate the records of the tape at ``path`` without loading it whole (memory stays flat).
+
+    ``max_records`` caps the records read (``TapeLimitError`` past it; None: no cap), ``max_time_ns`` the
+    times recorded within an exchange (a ``CorruptTapeError`` past it: a day by default).
 
     >>> stream = iter_records("run.tape")
     >>> chunks = sum(isinstance(r, Chunk) for r in stream)
     >>> stream.incomplete
     False
     """
-    return RecordStream(os.fspath(path))
+    return RecordStream(os.fspath(path), max_records=max_records, max_time_ns=max_time_ns)
 
 
-def open_tape(path: StrPath) -> Tape:
+def open_tape(
+    path: StrPath,
+    *,
+    max_records: int | None = MAX_HELD_RECORDS,
+    max_bytes: int | None = MAX_HELD_BYTES,
+    max_time_ns: int = MAX_TIME_NS,
+) -> Tape:
     """Read the tape at ``path``.
 
     A tape cut short (a process killed mid-stream, a partial download) opens with every complete record
-    and ``incomplete=True``; a damaged, foreign or newer-version file raises ``TapeError``.
+    and ``incomplete=True``; so does a tape whose frames are missing or repeated (``damage`` says where;
+    each exchange open across a missing frame gets a gap naming it). A damaged, foreign or newer-version
+    file raises ``TapeError``, and so does one past the caps on what is held in memory: ``max_records``
+    records, ``max_bytes`` bytes of record content (``TapeLimitError``; None lifts a cap; ``iter_records``
+    streams a tape of any size). ``max_time_ns`` caps the times within an exchange (a day by default).
 
     >>> tape = open_tape("bug-1234.tape")
     >>> [(e.request.url, e.end.outcome) for e in tape.exchanges]
     """
-    stream = iter_records(path)
-    builder = TapeBuilder(path=stream.path)
+    builder = TapeBuilder(path=os.fspath(path))
+    stream = RecordStream(
+        os.fspath(path),
+        max_records=max_records,
+        max_bytes=max_bytes,
+        max_time_ns=max_time_ns,
+        on_damage=lambda damage: builder.damaged(damage.message, lost=damage.lost),
+    )
+    add = builder.add
     for record in stream:
-        builder.add(record)
+        add(record)
     tape = builder.build()
-    if any(e.recorded_end is None for e in tape.exchanges) and not stream.incomplete:
-        stream.problem = "some exchanges have no end (the recorder stopped before they finished)"
-        stream.incomplete = True
-    tape.incomplete, tape.problem = stream.incomplete, stream.problem
+    incomplete, problem = stream.incomplete, stream.problem
+    if builder.dropped:
+        incomplete = True
+        problem = f"{problem}; {builder.dropped_message()}" if problem else builder.dropped_message()
+    if any(e.recorded_end is None for e in tape.exchanges) and not incomplete:
+        problem = "some exchanges have no end (the recorder stopped before they finished)"
+        incomplete = True
+    tape.incomplete, tape.problem = incomplete, problem
     return tape
