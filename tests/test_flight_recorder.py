@@ -305,3 +305,19 @@ def test_info_marks_an_exchange_with_lost_chunks_as_damaged(tmp_path: Path):
     result = CliRunner().invoke(main, ["info", str(vector)])
     assert result.exit_code == 0
     assert "complete, DAMAGED: 2 chunks (86 B) lost by the recorder" in result.output
+
+
+def test_info_marks_an_exchange_cut_by_a_missing_frame_as_damaged_and_diagnose_as_an_error():
+    from click.testing import CliRunner
+
+    from streamtape.cli import main
+
+    vector = Path(__file__).resolve().parents[1] / "spec" / "vectors" / "missing-frame.tape"
+    result = CliRunner().invoke(main, ["info", str(vector)])
+    assert result.exit_code == 0
+    assert "INCOMPLETE frame #2 is missing" in result.output
+    assert "DAMAGED: an unknown part of it is missing from the file" in result.output
+    (exchange,) = streamtape.open_tape(vector).exchanges
+    diagnosis = streamtape.diagnose(exchange)
+    assert diagnosis.verdict == "error"
+    assert any("an unknown number of chunks" in e for e in diagnosis.errors)

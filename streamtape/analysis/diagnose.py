@@ -128,9 +128,9 @@ def diagnose(exchange: Exchange) -> Diagnostics:
     if end.outcome == "error":
         errors.append(f"{end.error_type}: {end.message}")
     for gap in exchange.gaps:
+        what = f"{gap.records} chunk(s), {gap.bytes} bytes," if gap.records else "an unknown number of chunks"
         errors.append(
-            f"the recorder lost {gap.records} chunk(s), {gap.bytes} bytes, before {_ms(gap.t_ns)} ms "
-            f"({gap.reason}): this tape does not hold the whole stream"
+            f"the tape lost {what} before {_ms(gap.t_ns)} ms ({gap.reason}): it does not hold the whole stream"
         )
     if end.outcome == "error" or errors:
         verdict: Verdict = "error"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..format.jsonform import record_to_json
+from ..format.jsonform import record_to_json, to_json
 from ..format.records import Header
 from ..model import Exchange, Tape
 
@@ -42,12 +42,22 @@ def exchange_summary(exchange: Exchange) -> dict[str, Any]:
         "ttfb_ns": chunks[0].t_ns if chunks else None,
         "duration_ns": end.t_ns,
         "lost_chunks": sum(g.records for g in exchange.gaps),
+        "damaged": bool(exchange.gaps),
         "lost_bytes": sum(g.bytes for g in exchange.gaps),
     }
 
 
 def _started(header: Header) -> str:
-    return datetime.fromtimestamp(header.started_unix_ns / 1e9, UTC).isoformat(timespec="milliseconds")
+    ns = header.started_unix_ns
+    try:
+        return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError, TypeError):  # a hostile header's time, shown as it is
+        return f"{ns!r} ns after the Unix epoch (not a date)"
+
+
+def _meta(header: Header) -> str:
+    """The header's ``meta`` as one line of JSON, whatever MessagePack it holds (bytes as in ``cat``)."""
+    return json.dumps(to_json(header.meta), sort_keys=True)
 
 
 def _format(header: Header) -> str:
@@ -77,14 +87,14 @@ def header_lines(tape: Tape) -> list[str]:
         header = tape.header
         lines.append(f"format    {_format(header)}")
         if header.meta:
-            lines.append(f"meta      {json.dumps(header.meta, sort_keys=True)}")
+            lines.append(f"meta      {_meta(header)}")
         lines.append(f"redacted  {_redacted(header)}")
     else:
         lines.append(f"segments  {len(tape.segments)} (recordings appended to one tape)")
         for n, header in enumerate(tape.segments):
             lines.append(f"segment {n} format {_format(header)}; {_numbers(tape, n)}")
             if header.meta:
-                lines.append(f"          meta      {json.dumps(header.meta, sort_keys=True)}")
+                lines.append(f"          meta      {_meta(header)}")
             lines.append(f"          redacted  {_redacted(header)}")
     if tape.incomplete:
         lines.append(f"INCOMPLETE {tape.problem}")
@@ -97,6 +107,8 @@ def exchange_line(n: int, exchange: Exchange) -> str:
     outcome = s["outcome"] + (f" ({s['error_type']})" if s["error_type"] else "")
     if s["lost_chunks"]:
         outcome += f", DAMAGED: {s['lost_chunks']} chunks ({s['lost_bytes']} B) lost by the recorder"
+    elif s["damaged"]:
+        outcome += ", DAMAGED: an unknown part of it is missing from the file"
     status = s["status"] if s["status"] is not None else "---"
     return (
         f"  #{n:<3} {s['method']:<6} {s['url']}  {status}  {outcome}  {s['chunks']} chunks  {s['bytes']} B  "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from ..errors import TapeError
-from ..format.records import FORMAT_MAJOR, FORMAT_MINOR, Header
+from ..format.records import FORMAT_MAJOR, FORMAT_MINOR, MAX_HELD_RECORDS, Header
 from ..model import StrPath
 from .atomic import write_tape
 from .reader import iter_records
@@ -22,7 +22,7 @@ def compact(path: StrPath, *, level: int = 19, output: StrPath | None = None) ->
     Refuses a cut or damaged tape (``TapeError``: compaction would drop what a reader flags), and a tape
     with segments from a newer minor version (their unknown records would be lost).
     """
-    stream = iter_records(path)
+    stream = iter_records(path, max_records=MAX_HELD_RECORDS)  # held whole: the model's cap, not the stream's
     records = list(stream)
     if stream.incomplete:
         raise TapeError(f"not compacting an incomplete tape: {stream.problem}", path=os.fspath(path))

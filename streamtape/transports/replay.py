@@ -17,15 +17,20 @@ import anyio
 
 from ..model import StrPath, Tape
 from ..replay.matching import Matcher, MatchFunc, ReplayRequest
-from ..replay.schedule import Step, plan
+from ..replay.schedule import DEFAULT_MAX_WAIT, Step, plan
 from ..storage.reader import open_tape
 from .library import check_library
+
+#: The longest single sleep: a far deadline (``max_wait=None`` and a huge recorded wait) is slept in slices,
+#: since ``time.sleep`` and event loops refuse a time they cannot represent.
+_SLICE_S = 3600.0
 
 
 def _sleep_until(deadline: float) -> None:
     remaining = deadline - time.perf_counter()
-    if remaining > 0:
-        time.sleep(remaining)
+    while remaining > 0:
+        time.sleep(min(remaining, _SLICE_S))
+        remaining = deadline - time.perf_counter()
 
 
 async def _async_sleep_until(deadline: float) -> None:
@@ -34,8 +39,9 @@ async def _async_sleep_until(deadline: float) -> None:
     Event loops round timers to about a millisecond; the last 1.5 ms are spent yielding to the loop.
     """
     remaining = deadline - time.perf_counter()
-    if remaining > 0.002:
-        await anyio.sleep(remaining - 0.0015)
+    while remaining > 0.002:
+        await anyio.sleep(min(remaining - 0.0015, _SLICE_S))
+        remaining = deadline - time.perf_counter()
     while time.perf_counter() < deadline:
         await anyio.sleep(0)
 
@@ -54,28 +60,47 @@ class _ReplayShell:
         max_gap: float | None = None,
         match: str | MatchFunc = "request",
         allow_repeats: bool = False,
+        max_wait: float | None = DEFAULT_MAX_WAIT,
+        show_bodies: bool | None = None,
     ) -> None:
         """Answer requests from the tape, at ``speed`` times the recorded pace (``math.inf``: no waiting).
 
         ``max_gap`` caps every wait at that many tape seconds. ``match``: "request", "sequence" or a
         callable ``(ReplayRequest, Exchange) -> bool``. ``allow_repeats`` serves an exchange again once
-        every match was served. No network is touched.
+        every match was served. The client's pool, connect, write and read timeouts apply to the recorded
+        waits (``replay.schedule``); a single recorded wait longer than ``max_wait`` tape seconds (after
+        ``max_gap``; one day by default, None for no cap) raises that phase's timeout error at once, even
+        for a client with no timeout. ``show_bodies``: whether a mismatch message may show request body
+        bytes (None: only with ``STREAMTAPE_SHOW_BODIES=1``). No network is touched.
         """
         if not (isinstance(speed, int | float) and speed > 0):
             raise ValueError(f"speed must be a number > 0 (math.inf for no waiting), not {speed!r}")
         if max_gap is not None and not max_gap >= 0:
             raise ValueError(f"max_gap must be None or >= 0 seconds, not {max_gap!r}")
+        if max_wait is not None and not (isinstance(max_wait, int | float) and max_wait >= 0):
+            raise ValueError(f"max_wait must be None or >= 0 seconds, not {max_wait!r}")
         self.tape = tape if isinstance(tape, Tape) else open_tape(tape)
         self.speed = float(speed)
         self.max_gap = max_gap
-        self.matcher = Matcher(self.tape, match, allow_repeats=allow_repeats)
+        self.max_wait = max_wait
+        self.matcher = Matcher(self.tape, match, allow_repeats=allow_repeats, show_bodies=show_bodies)
 
     def _plan(self, request: Any, body: bytes) -> list[Step]:
         if not isinstance(request, self._lib.Request):
             check_library(self._lib, request, "request", type(self).__name__)
         exchange = self.matcher.take(ReplayRequest(request.method, str(request.url), body))
-        timeout = (request.extensions.get("timeout") or {}).get("read")
-        return plan(exchange, speed=self.speed, max_gap=self.max_gap, read_timeout=timeout)
+        timeouts = request.extensions.get("timeout") or {}
+        return plan(
+            exchange,
+            speed=self.speed,
+            max_gap=self.max_gap,
+            read_timeout=timeouts.get("read"),
+            connect_timeout=timeouts.get("connect"),
+            write_timeout=timeouts.get("write"),
+            pool_timeout=timeouts.get("pool"),
+            max_wait=self.max_wait,
+            source=self.tape.path,
+        )
 
     def error(self, step: Step, request: Any) -> Exception:
         """The recorded exception, as the client's own library's class of that name."""
