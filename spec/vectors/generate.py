@@ -184,17 +184,7 @@ def framed(groups: list[list]) -> list[bytes]:
 
 def five_frames() -> list[list]:
     """A 1.1 tape in five frames: the header; request and head; two frames of chunks; the last chunk and end."""
-    x = 1
-    return [
-        [HEADER_1_1],
-        [
-            Request(x, 1_000_000, "POST", URL, REQ_HEADERS, BODY),
-            Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK"),
-        ],
-        [Chunk(x, 200_000_000, EVENTS[0]), Chunk(x, 225_000_000, EVENTS[1])],
-        [Chunk(x, 250_000_000, EVENTS[2]), Chunk(x, 300_000_000, EVENTS[3])],
-        [Chunk(x, 301_000_000, EVENTS[4]), End(x, 310_000_000, "complete")],
-    ]
+    return streamed_blocks()[:5]
 
 
 def one_frame(records: list, raw: bytes = b"") -> bytes:
