@@ -164,15 +164,3 @@ class TapeEncoder:
         self._frame = None
         self._unflushed = False
         self.frame_content = 0
-
-
-def encode_tape(records: Iterable[Record], *, level: int = 3, flush_at: type | None = None) -> bytes:
-    """A whole tape's bytes: a block flushed after every record of type ``flush_at`` (e.g. ``End``)."""
-    encoder = TapeEncoder(level=level)
-    out = bytearray()
-    for record in records:
-        encoder.add(record)
-        if flush_at is not None and isinstance(record, flush_at):
-            out += encoder.flush()
-    out += encoder.end_frame()
-    return bytes(out)

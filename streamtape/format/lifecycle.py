@@ -52,10 +52,6 @@ class LifecycleError(ValueError):
     """An event that cannot happen in the exchange's phase; ``str()`` completes "the exchange ..."."""
 
 
-def allowed(phase: Phase, event: Event) -> bool:
-    return (phase, event) in TRANSITIONS
-
-
 def advance(phase: Phase, event: Event) -> Phase:
     """The phase after ``event``; raises ``LifecycleError`` when the table does not allow it."""
     try:

@@ -381,15 +381,13 @@ class Pipeline:
                     state.lost(lost - len(resend), 0, f"writing failed ({cause_of(exc)})")
                     state.options.stats.add(dropped=lost - len(resend))
         else:
-            for state in self._just_ended(touched):
-                state.options.stats.add(recorded=1, bytes=state.written_bytes)
+            for state in touched:
+                if state.phase is Phase.ENDED and not state.lost_records:
+                    state.options.stats.add(recorded=1, bytes=state.written_bytes)
         finally:
             self.in_io = False
         for state in touched:
             state.flushed = state.written
-
-    def _just_ended(self, touched: list[PendingExchange]) -> list[PendingExchange]:
-        return [state for state in touched if state.phase is Phase.ENDED and not state.lost_records]
 
     def _guard(self, what: str, call: Callable[[], Any], default: Any = None) -> Any:
         try:

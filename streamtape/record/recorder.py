@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from ..errors import TapeError
 from ..format.records import Header, Outcome
 from ..storage.sinks import DirectorySink, FileSink, Sink
 from .pending import BeforeRecord, BeforeRecordChunk, Begin, Dropped, Finish, Head, Keep, RecordOptions
-from .pipeline import Clock, Pipeline
+from .pipeline import Clock, Pipeline, cause_of
 from .redact import RedactOption, redactor_for
 from .registry import registry
 from .stats import RecorderStats
@@ -112,7 +113,7 @@ class Recorder:
             self.pipeline = registry.acquire(key, make)
             self.pipeline.register(self.stats)
         except Exception as exc:
-            self.stats.error(type(exc).__name__ if not isinstance(exc, OSError) else _cause(exc))
+            self.stats.error(cause_of(exc))
             logger.error(
                 "streamtape: cannot record to %s (%s); requests go through unrecorded", self.path, exc
             )
@@ -132,8 +133,6 @@ class Recorder:
     def failure(self) -> BaseException | None:
         """Why this recorder records nothing, or None while it works."""
         if self.pipeline is None:
-            from ..errors import TapeError
-
             return TapeError("the tape could not be opened", path=self.path)
         return self.pipeline.failure
 
@@ -177,12 +176,6 @@ class Recorder:
             pipeline, self.pipeline = self.pipeline, None
             pipeline.sync()  # this recorder's exchanges are on disk even when another keeps the writer open
             registry.release(self._key, pipeline)
-
-
-def _cause(exc: OSError) -> str:
-    import errno
-
-    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
 class ExchangeRecording:

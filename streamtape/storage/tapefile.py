@@ -17,7 +17,6 @@ file on disk is always a readable tape.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
@@ -305,7 +304,3 @@ class TapeFile:
                 self._append_frame(salvaged, 0)
                 return 1
         return 0
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
