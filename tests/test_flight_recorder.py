@@ -207,6 +207,45 @@ def test_a_writer_that_cannot_keep_up_drops_chunks_marks_a_gap_and_never_blocks_
     assert diagnosis.verdict == "error" and any("lost" in e for e in diagnosis.errors)
 
 
+class _RefusingSink(_GatedSink):
+    """A sink that refuses its first exchange (a directory over its cap that could not make room)."""
+
+    def __init__(self, inner: FileSink) -> None:
+        super().__init__(inner, threading.Event())
+        self.gate.set()
+        self.asked = 0
+
+    def accepts(self) -> bool:
+        self.asked += 1
+        return self.asked > 1
+
+
+def test_an_exchange_the_sink_refuses_is_counted_once_and_its_events_are_taken_not_kept(
+    emulator: Emulator, tmp_path: Path
+):
+    path = tmp_path / "t.tape"
+    transport = streamtape.httpx2.RecordingTransport(
+        lambda header: _RefusingSink(FileSink(str(path), header))
+    )
+    url = emulator.url(events=400) + CHAT_PATH
+    with httpx2.Client(transport=transport) as client:
+        with client.stream("POST", url, content=CHAT_BODY) as response:
+            pipeline = transport.recorder.pipeline
+            assert pipeline is not None
+            pieces = response.iter_raw()
+            head = [next(pieces) for _ in range(20)]
+            assert transport.flush()
+            (refused,) = pipeline._exchanges.values()  # mid-stream
+            assert refused.refused and refused.events == []  # taken by the writer and dropped, not held
+            first = b"".join(head + list(pieces))
+        second = client.post(url, content=CHAT_BODY).read()
+    assert first == second == b"".join(events(events=400))
+    stats = transport.stats
+    assert (stats.seen, stats.dropped, stats.recorded, stats.discarded, stats.errors) == (2, 1, 1, 0, {})
+    (exchange,) = streamtape.open_tape(path).exchanges
+    assert exchange.body == second and exchange.end.outcome == "complete"
+
+
 def test_a_directory_target_writes_one_tape_per_exchange_named_by_time_status_and_outcome(
     emulator: Emulator, tmp_path: Path
 ):

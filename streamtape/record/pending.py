@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..format.lifecycle import LifecycleError, Phase, advance
 from ..format.records import MAX_RECORD_SIZE, Chunk, End, Gap, Headers, Outcome, Record, Request, Response
@@ -70,6 +70,8 @@ class Begin:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     options: RecordOptions
+    #: The exchange's later events, ``time, payload`` pairs the writer takes from the front.
+    events: list[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +92,12 @@ class Finish:
 class PendingExchange:
     """The writer's view of one exchange being recorded; each method returns the records to write now."""
 
-    def __init__(self, x: int, options: RecordOptions) -> None:
+    def __init__(self, x: int, options: RecordOptions, events: list[Any] | None = None) -> None:
         self.x = x
         self.options = options
+        #: The caller's ``time, payload`` pairs not yet taken (``ExchangeRecording.events``).
+        self.events: list[Any] = [] if events is None else events
+        self.refused = False  # the sink refused it or its request could not be encoded: nothing is written
         self.phase = Phase.NEW
         self.start = 0
         self.request: Request | None = None
@@ -204,6 +209,12 @@ class PendingExchange:
             return [], False
         held, self.held = self.held, None
         return held, True
+
+    def refuse(self) -> None:
+        """Record nothing of this exchange (already counted as dropped or failed)."""
+        self.refused = self.skip = True
+        self.held = None
+        self.plain = False
 
     def resend(self, heads: list[Record]) -> None:
         """Heads (request, response) a failed write lost: they go out again before the next record."""

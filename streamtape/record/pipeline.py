@@ -1,15 +1,18 @@
 """The writer's thread: what recorders queue becomes records in a sink, off the caller's path.
 
 A recording transport's thread (or event loop) does almost nothing per chunk: it reads the clock and
-appends ``(exchange id, time, bytes)`` to this pipeline's queue. The writer thread drains the queue in
-batches, turns events into records (``pending.PendingExchange``), writes them into the sink, and makes
-them durable: a block at the end of every exchange and at most ``flush_interval`` after a record while
-a stream is open; a frame end whenever no exchange is open. It is woken by a new exchange, an exchange's
-end, a long queue, or its own timer (``time.monotonic``, never the record clock).
+appends the time and the bytes to its exchange's event list (``ExchangeRecording.events``), two list
+appends and no lock. The pipeline's own queue carries only new exchanges (``Begin``, which holds that
+list) and flush barriers. The writer thread takes whole ``time, payload`` pairs from the front of each
+open exchange's list with two C-level slice operations, turns them into records
+(``pending.PendingExchange``; chunks of a plain exchange are encoded inline), writes them into the sink,
+and makes them durable: a block at the end of every exchange and at most ``flush_interval`` after a
+record while a stream is open; a frame end whenever no exchange is open. It is woken by a new exchange,
+an exchange's end, a long event list, or its own timer (``time.monotonic``, never the record clock).
 
-Back-pressure: past ``max_pending_bytes`` queued, callers drop chunks instead of waiting; each exchange
-that lost some gets a gap record on the tape. A failing sink (disk full, no permission, a vanished
-directory) is logged once per cause and counted; the traffic never sees it.
+Back-pressure: past the share of ``max_pending_bytes`` of one exchange, its caller drops chunks instead
+of waiting; the exchange then gets a gap record on the tape. A failing sink (disk full, no permission, a
+vanished directory) is logged once per cause and counted; the traffic never sees it.
 
 One pipeline per target per process, shared by every transport recording there (``registry``).
 """
@@ -55,13 +58,15 @@ logger = logging.getLogger("streamtape")
 WRITER = f"streamtape {__version__}"
 Clock = Callable[[], int]
 
-#: Queue length past which a caller takes the checked path: it wakes the writer, and drops when full.
-WAKE_AT = 8192
-_BATCH = 4096  # items drained between spills of encoded records into the compressor
+#: Length of an exchange's event list (two entries a chunk) past which its caller takes the checked
+#: path: it wakes the writer, and drops chunks when the exchange's share of the bound is used up.
+WAKE_AT = 16384
+_BATCH = 8192  # entries taken (two a chunk) between spills of encoded records into the compressor
 _INLINE_MAX = 1 << 20  # larger chunks take the checked path (the record size limit)
-_ITEM_OVERHEAD = 120  # what a queued chunk costs beyond its bytes: the tuple, the int, the bytes object
+_ITEM_OVERHEAD = 90  # what a queued chunk costs beyond its bytes: the int, two list slots, the bytes object
 _YIELD_EVERY = 64  # chunks past ``soft_limit`` between two moments a caller steps aside for the writer
 _YIELD_S = 0.0002
+_DISK_SLOW_S = 0.02  # a compression and write taking longer than this is the disk's doing, not the GIL's
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -113,11 +118,12 @@ class Pipeline:
             MAGIC, (FORMAT_MAJOR, FORMAT_MINOR), WRITER, time.time_ns(), dict(meta or {}), redaction
         )
         self.sink = sink_factory(header)  # raises: the recorder then records nothing, and says why
+        #: New exchanges (``Begin``) and flush barriers; an exchange's other events go to its own list.
         self.queue: deque[tuple[int, int, Any]] = deque()
-        # Queue length past which callers drop chunks: from the byte bound, assuming 1 KiB a record until
-        # the writer has seen real ones (then ``_adapt``).
-        self.hard_limit = max(64, min(1 << 20, max_pending_bytes // 1024))
-        #: What callers compare the queue's length with before taking the checked path (``overflow``).
+        # Event-list entries, over all open exchanges, past which callers drop chunks: from the byte bound,
+        # assuming 1 KiB a chunk until the writer has seen real ones (then ``_adapt``).
+        self.hard_limit = max(128, min(2 << 20, 2 * max_pending_bytes // 1024))
+        #: What callers compare their event list's length with before taking the checked path (``overflow``).
         self.soft_limit = min(WAKE_AT, self.hard_limit)
         self.max_pending_bytes = max_pending_bytes
         self.failure: BaseException | None = None
@@ -138,7 +144,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._behind = 0  # chunks queued behind a long queue since the caller last stepped aside
-        self.in_io = False  # the writer is compressing or writing (not waiting for the GIL)
+        #: ``time.monotonic()`` when the writer began compressing or writing, None when it is not.
+        self.io_since: float | None = None
         self._thread = threading.Thread(target=self._run, name="streamtape-writer", daemon=True)
         self._thread.start()
         live.add(self)
@@ -151,8 +158,12 @@ class Pipeline:
         self._stats.add(stats)
 
     def put(self, item: tuple[int, int, Any]) -> None:
-        """Queue an exchange's begin or end and wake the writer (chunks are queued by the shells directly)."""
+        """Queue an exchange's begin and wake the writer."""
         self.queue.append(item)
+        self._event.set()
+
+    def wake(self) -> None:
+        """An exchange ended: its records should become durable now, not at the next timer."""
         self._event.set()
 
     def sync(self, timeout: float = 10.0) -> bool:
@@ -164,32 +175,35 @@ class Pipeline:
         self._event.set()
         return done.wait(timeout)
 
-    def overflow(self, x: int, t_ns: int, data: bytes, recording: Any) -> None:
-        """A chunk arriving at a long queue: wake the writer, and drop the chunk when the queue is full.
+    def overflow(self, recording: Any, t_ns: int, data: bytes) -> None:
+        """A chunk arriving at a long event list: wake the writer, and drop the chunk past the exchange's share.
 
         Dropped chunks are counted in a ``Dropped`` marker queued where they would have been.
         """
-        queue = self.queue
-        if len(queue) < self.hard_limit:
-            queue.append((x, t_ns, data))
+        events = recording.events
+        if len(events) < self.hard_limit // max(1, len(self._exchanges)):
+            events += (t_ns, data)
         else:
             with self._drop_lock:
                 marker = recording.drops
                 if marker is None or marker.closed:
                     marker = recording.drops = Dropped()
-                    queue.append((x, t_ns, marker))
+                    events += (t_ns, marker)
                 marker.records += 1
                 marker.bytes += len(data)
                 marker.t_ns = t_ns
         if not self._event.is_set():  # setting takes a lock: only when the writer is not already woken
             self._event.set()
-        # The writer is behind because it gets too little of the GIL, not because the disk is slow: a
-        # caller reading a fast stream holds the GIL almost always. Step aside for a moment now and then
-        # so the writer can catch up (never while the writer waits on the disk: then chunks are dropped).
+        # The writer is behind because it gets too little of the GIL: a caller reading a fast stream
+        # holds it almost always, and the writer needs it back after every compression and write (which
+        # release it). Step aside for a moment now and then so the writer can catch up; but never while
+        # the writer has been in one write for long: a slow disk gets dropped chunks, not a slow caller.
         self._behind += 1
-        if self._behind >= _YIELD_EVERY and not self.in_io:
+        if self._behind >= _YIELD_EVERY:
             self._behind = 0
-            time.sleep(_YIELD_S)
+            since = self.io_since
+            if since is None or time.monotonic() - since < _DISK_SLOW_S:
+                time.sleep(_YIELD_S)
 
     # -- the writer's thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -229,80 +243,91 @@ class Pipeline:
                     barrier.set()
 
     def _drain_into(self, barriers: list[threading.Event]) -> None:
-        """Everything queued, in order, in batches. This loop is the writer's hot path: consecutive chunks
-        of an exchange that needs nothing but encoding are encoded inline, with its state looked up once."""
-        queue, popleft, exchanges = self.queue, self.queue.popleft, self._exchanges
+        """New exchanges and barriers first, then every open exchange's events, in batches of whole pairs.
+
+        A barrier seen here was queued after everything its caller recorded, which the second step takes.
+        """
+        queue, popleft = self.queue, self.queue.popleft
         while queue:
-            buffer: bytearray | None = getattr(self.sink, "buffer", None)
-            size_before = len(buffer) if buffer is not None else 0
-            taken = min(len(queue), _BATCH)
-            current_x, state, fast, start, n_fast, b_fast = 0, None, False, 0, 0, 0  # ids start at 1
-            prefix, packers = b"", _NO_PACKERS
-            for _ in range(taken):
-                x, t_ns, payload = popleft()
-                if type(payload) is bytes:
-                    if x != current_x:
-                        if n_fast and state is not None:
-                            state.written += n_fast
-                            state.written_bytes += b_fast
-                            n_fast = b_fast = 0
-                        current_x, state = x, exchanges.get(x)
-                        fast = state is not None and state.plain and buffer is not None
-                        if state is not None:
-                            start, (prefix, packers) = state.start, state.chunk_header
-                    size = len(payload)
-                    t_rel = t_ns - start
-                    if (
-                        fast
-                        and 65536 <= t_rel < 1 << 64
-                        and size <= _INLINE_MAX
-                        and state is not None
-                        and buffer is not None
-                    ):
-                        pack, t_code, n_code, fixed = packers[
-                            (0 if size < 256 else 1 if size < 65536 else 2) + (3 if t_rel >= 1 << 32 else 0)
-                        ]
-                        buffer += pack(fixed + size, prefix, t_code, t_rel, n_code, size)
-                        buffer += payload
-                        n_fast += 1
-                        b_fast += size
-                    elif state is not None:
-                        self._write(state, state.chunk(t_ns, payload))
-                        fast = state.plain and buffer is not None
+            x, t_ns, payload = popleft()
+            if isinstance(payload, Begin):
+                self._begin(x, t_ns, payload)
+            elif isinstance(payload, threading.Event):
+                barriers.append(payload)
+        for state in list(self._exchanges.values()):
+            events = state.events
+            while len(events) >= 2:
+                # Two C calls the callers' appends cannot split: a time alone at the end waits for its chunk.
+                n = min(len(events) & ~1, _BATCH)
+                batch = events[:n]
+                del events[:n]
+                buffer: bytearray | None = getattr(self.sink, "buffer", None)
+                size_before = len(buffer) if buffer is not None else 0
+                ended = self._take(state, batch[0::2], batch[1::2], buffer)
+                self._unflushed = True
+                if buffer is not None:
+                    self._adapt(n // 2, len(buffer) - size_before)
+                    self.io_since = time.monotonic()
+                    try:
+                        self._guard("spill", self.sink.spill)
+                    finally:
+                        self.io_since = None
+                if ended:
+                    break
+
+    def _take(
+        self, state: PendingExchange, times: list[int], payloads: list[Any], buffer: bytearray | None
+    ) -> bool:
+        """One exchange's events, in order; True once it ended. This loop is the writer's hot path: chunks
+        of an exchange that needs nothing but encoding are encoded inline into the sink's buffer."""
+        start, (prefix, packers) = state.start, state.chunk_header
+        pack_small, _, _, fixed_small = packers[0]  # t_ns as uint32, data as bin8: most SSE chunks
+        fast = state.plain and buffer is not None
+        n_fast = b_fast = 0
+        for t_ns, payload in zip(times, payloads, strict=True):
+            if fast and type(payload) is bytes:
+                assert buffer is not None
+                size, t_rel = len(payload), t_ns - start
+                if size < 256 and 65536 <= t_rel < 1 << 32:
+                    buffer += pack_small(fixed_small + size, prefix, 0xCE, t_rel, 0xC4, size)
+                    buffer += payload
+                    n_fast += 1
+                    b_fast += size
                     continue
-                if n_fast and state is not None:
-                    state.written += n_fast
-                    state.written_bytes += b_fast
-                    n_fast = b_fast = 0
-                current_x = 0  # the events below change an exchange's state: look it up again
-                if isinstance(payload, Begin):
-                    self._begin(x, t_ns, payload)
-                elif isinstance(payload, threading.Event):
-                    barriers.append(payload)
-                elif (found := exchanges.get(x)) is None:
+                if 65536 <= t_rel < 1 << 64 and size <= _INLINE_MAX:
+                    pack, t_code, n_code, fixed = packers[
+                        (0 if size < 256 else 1 if size < 65536 else 2) + (3 if t_rel >= 1 << 32 else 0)
+                    ]
+                    buffer += pack(fixed + size, prefix, t_code, t_rel, n_code, size)
+                    buffer += payload
+                    n_fast += 1
+                    b_fast += size
                     continue
-                elif isinstance(payload, Head):
-                    self._write(found, found.head(t_ns, payload))
-                elif isinstance(payload, Dropped):
-                    self._dropped(found, payload)
-                elif isinstance(payload, Finish):
-                    self._finish(found, t_ns, payload)
-            if n_fast and state is not None:
+            if n_fast:
                 state.written += n_fast
                 state.written_bytes += b_fast
-            self._unflushed = True
-            if buffer is not None:
-                self._adapt(taken, len(buffer) - size_before)
-                self.in_io = True
-                try:
-                    self._guard("spill", self.sink.spill)
-                finally:
-                    self.in_io = False
+                n_fast = b_fast = 0
+            if type(payload) is bytes:
+                self._write(state, state.chunk(t_ns, payload))
+            elif isinstance(payload, Head):
+                self._write(state, state.head(t_ns, payload))
+            elif isinstance(payload, Dropped):
+                self._dropped(state, payload)
+            elif isinstance(payload, Finish):
+                self._finish(state, t_ns, payload)
+                return True
+            fast = state.plain and buffer is not None
+        if n_fast:
+            state.written += n_fast
+            state.written_bytes += b_fast
+        return False
 
     def _dropped(self, state: PendingExchange, marker: Dropped) -> None:
         with self._drop_lock:
             marker.closed = True
             records, nbytes, t_ns = marker.records, marker.bytes, marker.t_ns
+        if state.refused:
+            return
         state.lost(records, nbytes, "the writer's queue was full", t_ns)
         state.options.stats.add(dropped=records)
 
@@ -310,28 +335,31 @@ class Pipeline:
         if not nbytes:
             return
         average = nbytes // taken + _ITEM_OVERHEAD
-        self.hard_limit = max(64, min(1 << 20, self.max_pending_bytes // average))
+        self.hard_limit = max(128, min(2 << 20, 2 * self.max_pending_bytes // average))
         self.soft_limit = min(WAKE_AT, self.hard_limit)
 
     def _begin(self, x: int, t_ns: int, begin: Begin) -> None:
         options: RecordOptions = begin.options
+        state = PendingExchange(x, options, begin.events)
+        state.chunk_header = chunk_header(x)
+        self._exchanges[x] = state  # even when refused: its events are taken, and dropped, until its end
         if not self._guard("accepts", self.sink.accepts, default=False):
             options.stats.add(dropped=1)
+            state.refuse()
             return
-        state = PendingExchange(x, options)
-        state.chunk_header = chunk_header(x)
-        self._exchanges[x] = state
         try:
             records = state.begin(t_ns, self.origin_ns, begin)
         except Exception as exc:
             self._report(exc, "encode", options.stats)
-            del self._exchanges[x]
+            state.refuse()
             return
         self._write(state, records)
 
     def _finish(self, state: PendingExchange, t_ns: int, finish: Finish) -> None:
-        records, kept = state.finish(t_ns, finish)
         del self._exchanges[state.x]
+        if state.refused:
+            return  # counted when it was refused
+        records, kept = state.finish(t_ns, finish)
         stats = state.options.stats
         if not kept:
             stats.add(discarded=1)
@@ -365,7 +393,7 @@ class Pipeline:
         self._unflushed_since = None
         touched = [*self._exchanges.values(), *self._ended]
         self._ended = []
-        self.in_io = True
+        self.io_since = time.monotonic()
         try:
             self.sink.flush()
         except Exception as exc:
@@ -385,7 +413,7 @@ class Pipeline:
                 if state.phase is Phase.ENDED and not state.lost_records:
                     state.options.stats.add(recorded=1, bytes=state.written_bytes)
         finally:
-            self.in_io = False
+            self.io_since = None
         for state in touched:
             state.flushed = state.written
 

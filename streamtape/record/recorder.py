@@ -163,7 +163,8 @@ class Recorder:
             stats.add(sampled_out=1)
             return UNRECORDED
         recording = ExchangeRecording(pipeline)
-        pipeline.put((recording.x, pipeline.clock(), Begin(method, url, raw_headers, body, self.options)))
+        begin = Begin(method, url, raw_headers, body, self.options, recording.events)
+        pipeline.put((recording.x, pipeline.clock(), begin))
         return recording
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -179,29 +180,31 @@ class Recorder:
 
 
 class ExchangeRecording:
-    """One exchange being recorded, on the caller's side: each event is a clock read and a queue append.
+    """One exchange being recorded, on the caller's side: each event is a clock read and two list appends.
 
-    The writer applies the lifecycle (a second end is ignored there); ``ended`` only saves queueing one.
-    Shells stream chunks through ``queue`` directly (see ``transports.recording``): the hot path.
+    ``events`` alternates ``time, payload`` (chunk bytes, ``Head``, ``Finish``, ``Dropped``); only this
+    exchange's caller appends to it, and the writer takes whole pairs from its front (``Pipeline``), so no
+    lock and no per-event object beyond the clock's int. Shells stream chunks into ``events`` directly
+    (see ``transports.recording``): the hot path. The writer applies the lifecycle (a second end is
+    ignored there); ``ended`` only saves queueing one.
     """
 
-    __slots__ = ("clock", "drops", "ended", "pipeline", "queue", "x")
+    __slots__ = ("clock", "drops", "ended", "events", "pipeline", "x")
 
     def __init__(self, pipeline: Pipeline | None) -> None:
         self.pipeline = pipeline
         self.drops: Dropped | None = None  # the pipeline's marker for a run of chunks it could not queue
         self.ended = pipeline is None
+        self.events: list[Any] = []
         if pipeline is None:
-            self.queue = None
             self.x = 0
             self.clock = time.perf_counter_ns
             return
-        self.queue = pipeline.queue
         self.clock = pipeline.clock
         self.x = pipeline.next_id()
 
     def soft_limit(self) -> int:
-        """The queue length below which a chunk may be appended directly (see ``Pipeline.soft_limit``)."""
+        """The length of ``events`` below which a chunk may be appended directly (``Pipeline.soft_limit``)."""
         return self.pipeline.soft_limit if self.pipeline is not None else 0
 
     def response(
@@ -212,20 +215,17 @@ class ExchangeRecording:
         reason: str = "",
     ) -> None:
         if not self.ended:
-            assert self.queue is not None
-            self.queue.append(
-                (self.x, self.clock(), Head(status_code, http_version, list(raw_headers), reason))
-            )
+            head = Head(status_code, http_version, list(raw_headers), reason)
+            self.events += (self.clock(), head)
 
     def chunk(self, data: bytes) -> None:
-        queue = self.queue
-        if queue is None or self.ended:
+        if self.ended:
             return
-        if len(queue) < self.soft_limit():
-            queue.append((self.x, self.clock(), data))
+        assert self.pipeline is not None
+        if len(self.events) < self.pipeline.soft_limit:
+            self.events += (self.clock(), data)
         else:
-            assert self.pipeline is not None
-            self.pipeline.overflow(self.x, self.clock(), data, self)
+            self.pipeline.overflow(self, self.clock(), data)
 
     def complete(self) -> None:
         self._end("complete")
@@ -241,7 +241,8 @@ class ExchangeRecording:
             return
         self.ended = True
         assert self.pipeline is not None
-        self.pipeline.put((self.x, self.clock(), Finish(outcome, error_type, message)))
+        self.events += (self.clock(), Finish(outcome, error_type, message))
+        self.pipeline.wake()
 
 
 #: What a request gets when nothing is to be recorded: every event is a no-op.

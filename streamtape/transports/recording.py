@@ -45,7 +45,7 @@ def response_head(response: Any) -> tuple[str, str]:
 class RecordingStream:
     """Passes the inner stream's chunks through untouched, recording each and how the stream ended.
 
-    The loop is the recorder's hot path: per chunk, a clock read and a queue append (see ``pipeline``).
+    The loop is the recorder's hot path: per chunk, a clock read and two list appends (see ``pipeline``).
     """
 
     def __init__(self, inner: SyncStream, recording: ExchangeRecording) -> None:
@@ -54,16 +54,16 @@ class RecordingStream:
 
     def __iter__(self) -> Iterator[bytes]:
         recording = self._recording
-        queue = recording.queue
         try:
-            if queue is None:
+            if recording.ended:  # not recorded
                 yield from self._inner
             else:
-                x, clock, append, overflow = recording.x, recording.clock, queue.append, recording.chunk
-                soft = recording.soft_limit()
+                events, clock, overflow = recording.events, recording.clock, recording.chunk
+                append, soft = events.append, recording.soft_limit()
                 for chunk in self._inner:
-                    if len(queue) < soft:
-                        append((x, clock(), chunk))
+                    if len(events) < soft:
+                        append(clock())  # the writer takes whole pairs: a time alone waits for its chunk
+                        append(chunk)
                     else:
                         overflow(chunk)
                     yield chunk
@@ -89,17 +89,17 @@ class AsyncRecordingStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         recording = self._recording
-        queue = recording.queue
         try:
-            if queue is None:
+            if recording.ended:  # not recorded
                 async for chunk in self._inner:
                     yield chunk
             else:
-                x, clock, append, overflow = recording.x, recording.clock, queue.append, recording.chunk
-                soft = recording.soft_limit()
+                events, clock, overflow = recording.events, recording.clock, recording.chunk
+                append, soft = events.append, recording.soft_limit()
                 async for chunk in self._inner:
-                    if len(queue) < soft:
-                        append((x, clock(), chunk))
+                    if len(events) < soft:
+                        append(clock())
+                        append(chunk)
                     else:
                         overflow(chunk)
                     yield chunk
