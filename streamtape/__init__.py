@@ -24,7 +24,7 @@ from .model import Chunks, Exchange, Tape
 from .record.recorder import not_recorded
 from .record.redact import Redactor
 from .record.stats import RecorderStats
-from .replay.matching import ReplayRequest
+from .replay.matching import Match, ReplayRequest
 from .storage.reader import iter_records, open_tape
 from .transports.library import WrongLibraryError
 
@@ -38,6 +38,7 @@ __all__ = [
     "End",
     "Exchange",
     "Header",
+    "Match",
     "NotATapeError",
     "RecorderStats",
     "Redaction",

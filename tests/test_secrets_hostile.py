@@ -257,10 +257,9 @@ def test_a_mismatch_message_holds_none_of_the_live_secrets_the_recorder_was_told
     for secret in (LIVE_SESSION, LIVE_TOKEN, LIVE_KEY, "sk-live", '"key"'):
         assert secret not in message, (secret, message)
     assert "session=REDACTED:" in message and "mode=fast" in message
-    # `{"key": "sk-...", "model"...` against `{"model"...`: the live body has bytes inserted at 2.
-    inserted = len(LIVE_BODY) - len(CHAT_BODY)
-    assert f"body differs at byte 2 ({len(LIVE_BODY)} vs {len(CHAT_BODY)} bytes" in message
-    assert f"live [2:{2 + inserted}] REDACTED:" in message and "recorded [2:2] (none)" in message
+    # The live body has a field the recorded one lacks: its path, never its value.
+    assert f"body differs at $.key (live: a string of {len(LIVE_KEY)} characters REDACTED:" in message
+    assert "recorded: absent" in message
 
 
 def test_a_mismatch_message_for_an_exchange_already_served_holds_no_live_secret(
@@ -313,15 +312,31 @@ def test_a_mismatch_message_on_a_tape_recorded_without_redaction_still_redacts_t
     assert "LIVE-TOKEN" not in str(caught.value) and "token=REDACTED:" in str(caught.value)
 
 
-def test_a_mismatch_message_locates_a_body_difference_by_offset_lengths_and_fingerprints() -> None:
-    recorded = b'{"model": "m", "input": "hello", "stream": true}'
-    live = b'{"model": "m", "input": "SECRET-PROMPT", "stream": true}'
+def test_a_mismatch_message_locates_a_json_body_difference_by_path_kind_size_and_fingerprints() -> None:
+    recorded = b'{"model": "m", "input": [{"role": "user", "content": "hello"}], "stream": true}'
+    live = b'{"stream": true, "model": "m", "input": [{"content": "SECRET-PROMPT", "role": "user"}]}'
+    tape = _tape(_header(None), Request(1, 0, "POST", "https://h.test/v1", [], recorded))
+    with pytest.raises(streamtape.TapeMismatch) as caught:
+        Matcher(tape, show_bodies=False).take(ReplayRequest("POST", "https://h.test/v1", live))
+    message = str(caught.value)
+    fingerprint = Redactor(key=process_key()).fingerprint
+    live_fp, recorded_fp = fingerprint(b'"SECRET-PROMPT"'), fingerprint(b'"hello"')  # of the JSON values
+    assert (
+        f"body differs at $.input[0].content (live: a string of 13 characters {live_fp}; "
+        f"recorded: a string of 5 characters {recorded_fp};"
+    ) in message
+    assert "SECRET" not in message and "hello" not in message
+
+
+def test_a_mismatch_message_locates_a_non_json_body_difference_by_offset_lengths_and_fingerprints() -> None:
+    recorded = b"model=m&input=hello&stream=true"
+    live = b"model=m&input=SECRET-PROMPT&stream=true"
     tape = _tape(_header(None), Request(1, 0, "POST", "https://h.test/v1", [], recorded))
     with pytest.raises(streamtape.TapeMismatch) as caught:
         Matcher(tape, show_bodies=False).take(ReplayRequest("POST", "https://h.test/v1", live))
     message = str(caught.value)
     at = recorded.index(b"hello")
-    end_live, end_rec = live.index(b'", "stream'), recorded.index(b'", "stream')
+    end_live, end_rec = live.index(b"&stream"), recorded.index(b"&stream")
     fingerprint = Redactor(key=process_key()).fingerprint
     assert f"body differs at byte {at} ({len(live)} vs {len(recorded)} bytes" in message
     assert f"live [{at}:{end_live}] {fingerprint(live[at:end_live])}" in message

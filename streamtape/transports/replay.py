@@ -9,14 +9,14 @@ recorded error as the client's own library's exception class. ``streamtape.httpx
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
 import anyio
 
 from ..model import StrPath, Tape
-from ..replay.matching import Matcher, MatchFunc, ReplayRequest
+from ..replay.matching import Match, Matcher, MatchFunc, ReplayRequest
 from ..replay.schedule import DEFAULT_MAX_WAIT, Step, plan
 from ..storage.reader import open_tape
 from .library import check_library
@@ -58,15 +58,16 @@ class _ReplayShell:
         *,
         speed: float = 1.0,
         max_gap: float | None = None,
-        match: str | MatchFunc = "request",
+        match: str | Match | Sequence[str] | MatchFunc = "request",
         allow_repeats: bool = False,
         max_wait: float | None = DEFAULT_MAX_WAIT,
         show_bodies: bool | None = None,
     ) -> None:
         """Answer requests from the tape, at ``speed`` times the recorded pace (``math.inf``: no waiting).
 
-        ``max_gap`` caps every wait at that many tape seconds. ``match``: "request", "sequence" or a
-        callable ``(ReplayRequest, Exchange) -> bool``. ``allow_repeats`` serves an exchange again once
+        ``max_gap`` caps every wait at that many tape seconds. ``match``: "request" (method, URL and the
+        body as JSON), "sequence", a ``Match`` (criteria, JSON fields to ignore, headers), criterion names,
+        or a callable ``(ReplayRequest, Exchange) -> bool``. ``allow_repeats`` serves an exchange again once
         every match was served. The client's pool, connect, write and read timeouts apply to the recorded
         waits (``replay.schedule``); a single recorded wait longer than ``max_wait`` tape seconds (after
         ``max_gap``; one day by default, None for no cap) raises that phase's timeout error at once, even
@@ -88,7 +89,8 @@ class _ReplayShell:
     def _plan(self, request: Any, body: bytes) -> list[Step]:
         if not isinstance(request, self._lib.Request):
             check_library(self._lib, request, "request", type(self).__name__)
-        exchange = self.matcher.take(ReplayRequest(request.method, str(request.url), body))
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers.raw]
+        exchange = self.matcher.take(ReplayRequest(request.method, str(request.url), body, headers))
         timeouts = request.extensions.get("timeout") or {}
         return plan(
             exchange,
