@@ -5,7 +5,8 @@
 >>> tape.exchanges[0].end.outcome
 'error'
 
-The transports live in ``streamtape.httpx`` and ``streamtape.httpx2``.
+The transports live in ``streamtape.httpx`` and ``streamtape.httpx2``; ``use_tape`` routes every client
+through a tape without changing the code that makes them (the pytest plugin's ``@pytest.mark.tape``).
 """
 
 from ._version import __version__
@@ -17,6 +18,7 @@ from .errors import (
     TapeError,
     TapeLimitError,
     TapeMismatch,
+    TapeMissingError,
     TapeVersionError,
 )
 from .format.records import Chunk, End, Header, Redaction, Request, Response
@@ -27,6 +29,7 @@ from .record.stats import RecorderStats
 from .replay.matching import Match, ReplayRequest
 from .storage.reader import iter_records, open_tape
 from .transports.library import WrongLibraryError
+from .transports.routing import TapeSession, use_tape
 
 __all__ = [
     "Chunk",
@@ -50,6 +53,8 @@ __all__ = [
     "TapeError",
     "TapeLimitError",
     "TapeMismatch",
+    "TapeMissingError",
+    "TapeSession",
     "TapeVersionError",
     "WrongLibraryError",
     "__version__",
@@ -58,4 +63,5 @@ __all__ = [
     "iter_records",
     "not_recorded",
     "open_tape",
+    "use_tape",
 ]

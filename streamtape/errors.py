@@ -7,7 +7,8 @@
     ├── TapeVersionError         a newer major format version than this reader understands
     ├── CorruptTapeError         bad zstd data, a failed checksum, a malformed record, records out of order
     │   └── TapeLimitError       over a hard limit that keeps a reader's time and memory bounded
-    └── TapeMismatch             replay: the tape holds no (unserved) exchange for a live request
+    ├── TapeMismatch             replay: the tape holds no (unserved) exchange for a live request
+    └── TapeMissingError         replay only (``mode="none"``), and there is no tape to replay
 
 Every message names the file (when there is one) and says what is wrong, because these errors are read by
 someone holding a tape from a bug report, not by the code that wrote it. The sans-IO layers know byte
@@ -58,3 +59,7 @@ class TapeLimitError(CorruptTapeError):
 
 class TapeMismatch(TapeError):
     """The tape cannot answer a request: nothing like it was recorded, or every match was already served."""
+
+
+class TapeMissingError(TapeError):
+    """Replay only was asked (``use_tape(mode="none")``, ``--tape-mode=none``) and the tape does not exist."""

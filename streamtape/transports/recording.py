@@ -8,7 +8,7 @@ shell sees (the request, the response head, each chunk, how the body ended) goes
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
@@ -207,9 +207,13 @@ class RecordingShell(_RecordingShell):
     _default_transport = "HTTPTransport"
 
     def handle_request(self, request: Any) -> Any:
+        return self.record(request, self.inner.handle_request)
+
+    def record(self, request: Any, send: Callable[[Any], Any]) -> Any:
+        """Record the exchange of ``send(request)``: any way of sending (``routing`` patches transports)."""
         recording = self._begin(request, request.read())
         try:
-            response = self.inner.handle_request(request)
+            response = send(request)
         except Exception as exc:
             recording.error(exc)
             raise
@@ -235,9 +239,13 @@ class AsyncRecordingShell(_RecordingShell):
     _default_transport = "AsyncHTTPTransport"
 
     async def handle_async_request(self, request: Any) -> Any:
+        return await self.record(request, self.inner.handle_async_request)
+
+    async def record(self, request: Any, send: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Record the exchange of ``await send(request)``."""
         recording = self._begin(request, await request.aread())
         try:
-            response = await self.inner.handle_async_request(request)
+            response = await send(request)
         except Exception as exc:
             recording.error(exc)
             raise
