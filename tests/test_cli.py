@@ -190,6 +190,22 @@ def test_diagnose_check_judges_only_the_exchange_chosen_with_x():
         assert result.exit_code == (0 if verdict == "complete" else 1), (n, verdict)
 
 
+def test_diagnose_takes_several_tapes_and_check_judges_them_all(tmp_path: Path):
+    good, bad = str(SAMPLES / "openai-complete.tape"), str(SAMPLES / "openai-reset.tape")
+    result = CliRunner().invoke(main, ["diagnose", "--check", good, bad])
+    assert result.exit_code == 1, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("tape ")] == [
+        f"tape {good}",
+        f"tape {bad}",
+    ]
+    assert CliRunner().invoke(main, ["diagnose", "--check", good, good]).exit_code == 0
+    lists = json.loads(CliRunner().invoke(main, ["diagnose", "--json", good, bad]).output)
+    assert [[d["verdict"] for d in one] for one in lists] == [["complete"], ["error"]]
+    (tmp_path / "empty.tape").write_bytes(b"")
+    broken = CliRunner().invoke(main, ["diagnose", good, str(tmp_path / "empty.tape")])
+    assert broken.exit_code == 2 and "COMPLETE" not in broken.output  # every tape is read before printing
+
+
 def test_cat_into_a_reader_that_leaves_early_exits_0_without_a_traceback(tmp_path: Path):
     from streamtape.format.records import Chunk, End, Header, Request
     from streamtape.storage.atomic import write_tape

@@ -52,9 +52,12 @@ class Hazards:
     def as_list(self) -> list[str]:
         out = []
         if self.split_events:
-            out.append(f"{self.split_events} events split across chunks")
+            out.append(
+                f"{self.split_events} {'event' if self.split_events == 1 else 'events'} split across chunks"
+            )
         if self.split_utf8:
-            out.append(f"{self.split_utf8} UTF-8 characters split across chunks")
+            noun = "character" if self.split_utf8 == 1 else "characters"
+            out.append(f"{self.split_utf8} UTF-8 {noun} split across chunks")
         if self.lone_cr:
             out.append(f"{self.lone_cr} lone CR line ends")
         if self.invalid_utf8:

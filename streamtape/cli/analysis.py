@@ -19,30 +19,40 @@ FINDING = 1
 
 
 @click.command()
-@click.argument("tape", type=click.Path(dir_okay=False))
-@exchange_option("Only exchange number N (as numbered by `info`).")
+@click.argument("tapes", nargs=-1, required=True, metavar="TAPE...", type=click.Path(dir_okay=False))
+@exchange_option("Only exchange number N (as numbered by `info`), in each tape.")
 @click.option(
-    "--json", "as_json", is_flag=True, help="A JSON list of diagnosis objects (the Diagnostics fields)."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="A JSON list of diagnosis objects (the Diagnostics fields); for several tapes, one list per tape.",
 )
 @click.option(
     "--check", is_flag=True, help="Exit 1 when a diagnosed exchange's verdict is not `complete` (for CI)."
 )
-def diagnose(tape: str, exchange: int | None, as_json: bool, check: bool) -> None:
-    """Diagnose the exchanges of a tape: verdict, timings, gaps, hazards, the text and tool calls."""
-    t = open_tape(tape)
-    results = [(n, e, diagnose_exchange(e)) for n, e in select(t, exchange)]
+def diagnose(tapes: tuple[str, ...], exchange: int | None, as_json: bool, check: bool) -> None:
+    """Diagnose the exchanges of each tape: verdict, timings, gaps, hazards, the text and tool calls."""
+    # Every tape is read before anything is printed: bad input gives one error line, not half an answer.
+    opened = [open_tape(path) for path in tapes]
+    runs = [(t, [(n, e, diagnose_exchange(e)) for n, e in select(t, exchange)]) for t in opened]
     if as_json:
-        click.echo(json.dumps([d.as_dict() for _, _, d in results], indent=2, ensure_ascii=False))
+        docs = [[d.as_dict() for _, _, d in results] for _, results in runs]
+        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, ensure_ascii=False))
     else:
         colour = sys.stdout.isatty()
-        if t.incomplete:
-            click.echo(f"INCOMPLETE tape: {t.problem}")
-        for i, (n, e, d) in enumerate(results):
-            if i:
+        for k, (t, results) in enumerate(runs):
+            if k:
                 click.echo("")
-            for line in diagnosis_lines(n, e, d, colour):
-                click.echo(line)
-    if check and any(d.verdict != "complete" for _, _, d in results):
+            if len(runs) > 1:
+                click.echo(f"tape {t.path}")
+            if t.incomplete:
+                click.echo(f"INCOMPLETE tape: {t.problem}")
+            for i, (n, e, d) in enumerate(results):
+                if i:
+                    click.echo("")
+                for line in diagnosis_lines(n, e, d, colour):
+                    click.echo(line)
+    if check and any(d.verdict != "complete" for _, results in runs for _, _, d in results):
         sys.exit(FINDING)
 
 
