@@ -238,8 +238,10 @@ def run(sample: Sample, root: str, transport: Any) -> Result:
     with client:  # closing the client closes the transport: a recording is whole on disk after this
         try:
             CALLS[sample.call][1](client, out, sample.prompt, bool(sample.knobs.get("tools")))
-        except (openai.APIError, anthropic.APIError) as exc:  # what the SDK raised is part of the sample
-            out.error = exc
+        except (openai.APIError, anthropic.APIError, httpx2.TransportError) as exc:
+            out.error = (
+                exc  # what the SDK raised is part of the sample (Anthropic's lets httpx2's errors out)
+            )
     return out
 
 

@@ -8,7 +8,8 @@
     ├── CorruptTapeError         bad zstd data, a failed checksum, a malformed record, records out of order
     │   └── TapeLimitError       over a hard limit that keeps a reader's time and memory bounded
     ├── TapeMismatch             replay: the tape holds no (unserved) exchange for a live request
-    └── TapeMissingError         replay only (``mode="none"``), and there is no tape to replay
+    ├── TapeMissingError         replay only (``mode="none"``), and there is no tape to replay
+    └── FaultError               a fault cannot apply to a tape as asked (``streamtape.faults``)
 
 Every message names the file (when there is one) and says what is wrong, because these errors are read by
 someone holding a tape from a bug report, not by the code that wrote it. The sans-IO layers know byte
@@ -63,3 +64,16 @@ class TapeMismatch(TapeError):
 
 class TapeMissingError(TapeError):
     """Replay only was asked (``use_tape(mode="none")``, ``--tape-mode=none``) and the tape does not exist."""
+
+
+class FaultError(TapeError):
+    """A fault cannot apply to a tape as asked (``streamtape.faults``): a chunk past the end, no body, ..."""
+
+    def __init__(self, fault: str, tape: object, reason: str) -> None:
+        self.fault = fault
+        super().__init__(f"fault {fault}: {reason}", path=getattr(tape, "path", None))
+
+    def with_path(self, path: str | PathLike[str]) -> FaultError:
+        error = FaultError(self.fault, None, self.reason.removeprefix(f"fault {self.fault}: "))
+        error.path = str(path)
+        return error

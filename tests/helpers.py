@@ -8,11 +8,14 @@ tests a replay transport, so both compare the same view.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import anthropic
@@ -237,3 +240,13 @@ def assert_library_error(shell: Shell, exc: BaseException | None, name: str) -> 
     assert exc is not None, f"expected {shell.lib.__name__}.{name}, the client saw no error"
     assert type(exc) is getattr(shell.lib, name), repr(exc)
     assert type(exc).__module__.partition(".")[0] == shell.lib.__name__
+
+
+def load_samples_script() -> ModuleType:
+    """``samples/regenerate.py`` as a module: its ``SAMPLES`` table and ``run`` (each sample's SDK call)."""
+    spec = importlib.util.spec_from_file_location("samples_regenerate", ROOT / "samples" / "regenerate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module

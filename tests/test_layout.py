@@ -13,6 +13,8 @@ SANS_IO = [
     PACKAGE / "model.py",
     *sorted((PACKAGE / "replay").rglob("*.py")),
     *sorted((PACKAGE / "analysis").rglob("*.py")),
+    *sorted((PACKAGE / "faults").rglob("*.py")),
+    *sorted((PACKAGE / "scrub").rglob("*.py")),
 ]
 FORBIDDEN = ("httpx", "httpx2", "anyio", "asyncio", "socket", "subprocess")
 FORBIDDEN_INSIDE = ("storage", "transports", "cli", "record.pipeline", "record.registry", "emulator")

@@ -38,7 +38,7 @@ def _project(pytester: pytest.Pytester, emulator: Emulator, body: str, name: str
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     options = ("-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
-    return pytester.runpytest(*options, *args)
+    return pytester.runpytest_subprocess(*options, *args)  # in-process runs would re-import httpx2 and co.
 
 
 SYNC_TEST = f"""

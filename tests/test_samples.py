@@ -8,19 +8,17 @@ it (``run`` in ``samples/regenerate.py``), and recorded afresh from the emulator
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import anthropic
 import openai
 import pytest
+from helpers import load_samples_script
 
 import streamtape
 import streamtape.httpx2
@@ -32,16 +30,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 VERDICT = re.compile(r"`(complete|truncated|error)`")
 
 
-def _load_regenerate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("samples_regenerate", SAMPLES / "regenerate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-regenerate = _load_regenerate()
+regenerate = load_samples_script()
 BY_FILE = {sample.file: sample for sample in regenerate.SAMPLES}
 
 

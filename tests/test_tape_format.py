@@ -205,8 +205,8 @@ def test_newer_major_version_is_refused_with_the_versions_named(tmp_path: Path):
 
 
 def test_newer_minor_version_with_new_fields_and_record_types_is_read(tmp_path: Path):
-    """A 1.7 writer may append fields and add record tags; a 1.0 reader keeps what it knows."""
-    header = msgspec.msgpack.encode(["header", "streamtape", [1, 7], "w", 5, {}, None, "future field"])
+    """A 1.7 writer may append fields and add record tags; a 1.1 reader keeps what it knows."""
+    header = msgspec.msgpack.encode(["header", "streamtape", [1, 7], "w", 5, {}, None, None, "future field"])
     request = msgspec.msgpack.encode(["request", 1, 0, "GET", "http://h/", [], b"", None, "extra"])
     unknown = msgspec.msgpack.encode(["annotation", 1, "a record type from the future"])
     end = msgspec.msgpack.encode(["end", 1, 5, "complete", None, None])

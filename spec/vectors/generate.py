@@ -33,6 +33,8 @@ from streamtape.format.records import (  # noqa: E402
     Request,
     Response,
 )
+from streamtape.model import build_tape  # noqa: E402
+from streamtape.scrub import RedactOptions, redact_tape  # noqa: E402
 
 STARTED = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 HEADER = Header(
@@ -118,9 +120,38 @@ def interleaved() -> list[list]:
     ]
 
 
+class Redaction10(msgspec.Struct, frozen=True):
+    """The ``redaction`` map as 1.0 writers wrote it: without the keys 1.1 added (spec section 5.1)."""
+
+    headers: list[str]
+    query: list[str]
+    key_id: str
+    scheme: str
+
+
+class Header10(msgspec.Struct, tag="header", array_like=True, frozen=True):
+    """A header as 1.0 writers wrote it; a reader of this version decodes it to a ``Header`` with defaults."""
+
+    magic: str
+    version: tuple[int, int]
+    writer: str
+    started_unix_ns: int
+    meta: dict
+    redaction: Redaction10 | None
+
+
+def as_written(record):
+    """A record as its version's writer wrote it: a 1.0 header has a 1.0 ``redaction`` map."""
+    if not isinstance(record, Header) or tuple(record.version) != (1, 0):
+        return record
+    r = record.redaction
+    old = None if r is None else Redaction10(r.headers, r.query, r.key_id, r.scheme)
+    return Header10(record.magic, record.version, record.writer, record.started_unix_ns, record.meta, old)
+
+
 def frames_bytes(frames: list[list]) -> bytes:
     compressor = new_compressor(level=3)
-    return b"".join(encode_frame(frame, compressor) for frame in frames)
+    return b"".join(encode_frame([as_written(r) for r in frame], compressor) for frame in frames)
 
 
 HEADER_1_1 = msgspec.structs.replace(HEADER, version=(1, 1), writer="streamtape 0.2.0")
@@ -170,6 +201,64 @@ def gapped() -> list[list]:
             End(x, 310_000_000, "complete"),
         ],
     ]
+
+
+#: The key of the `redacted` vector's pass (UTF-8 bytes), published so that an implementation can check
+#: its fingerprints: ``REDACTED:`` + the first 12 hex digits of HMAC-SHA256(key, secret).
+REDACT_KEY = "streamtape-vector-key"
+#: Secrets of the shapes ``streamtape scan`` knows, assembled here so that no scanner mistakes this file
+#: for a leak. Not real credentials.
+OPENAI_KEY = "sk-" + "proj-" + "T3stK3y" * 8
+GITHUB_TOKEN = "gh" + "p_" + "0aB1cD2eF3" * 4
+
+
+def redacted() -> list[list]:
+    """Format 1.1, richer redaction: a recording (already redacted by its recorder, key id 000000000000)
+    rewritten by `streamtape redact --field user --prompts --pattern 'ticket-[0-9]+'` under the key
+    `streamtape-vector-key`: a header and a key that stream split across two chunks became fingerprints
+    in place (the key's in the first chunk, the rest of it gone from the second), the prompts and `user`
+    became JSON strings holding fingerprints, and the header's `redaction` says what was done and by which
+    pass with which key."""
+    x = 1
+    body = (
+        b'{"model":"gpt-4o","stream":true,"user":"alice","messages":[{"role":"system","content":"Be terse."},'
+        b'{"role":"user","content":"ticket-4711: why does my key fail?"},'
+        b'{"role":"assistant","content":"Which key?"}]}'
+    )
+    reply = f"Your key {OPENAI_KEY} was revoked (ticket-4711).".encode()
+    event = (
+        b'data: {"choices":[{"index":0,"delta":{"content":'
+        + json.dumps(reply.decode()).encode()
+        + b"}}]}\n\n"
+    )
+    cut = event.index(OPENAI_KEY.encode()) + 20  # inside the key
+    source = [
+        HEADER_1_1,
+        Request(x, 1_000_000, "POST", URL, [*REQ_HEADERS, ("x-debug-token", GITHUB_TOKEN)], body),
+        Response(x, 180_000_000, 200, "HTTP/1.1", SSE_HEADERS, "OK"),
+        Chunk(x, 200_000_000, EVENTS[0]),
+        Chunk(x, 225_000_000, event[:cut]),
+        Chunk(x, 250_000_000, event[cut:]),
+        Chunk(x, 275_000_000, EVENTS[3] + EVENTS[4]),
+        End(x, 310_000_000, "complete"),
+    ]
+    options = RedactOptions(fields=("user",), patterns=("ticket-[0-9]+",), prompts=True)
+    tape = redact_tape(build_tape(source), options, tool="streamtape 0.2.0", key=REDACT_KEY).tape
+    return [
+        [tape.header, tape.exchanges[0].request, tape.exchanges[0].response],
+        list(tape.exchanges[0].records())[2:],
+    ]
+
+
+def derived() -> list[list]:
+    """`complete` with faults applied (``streamtape.faults``): its body cut again into 16-byte chunks, then
+    truncated after 100 bytes with a ``ReadError``; the header's ``provenance`` lists both, in order."""
+    from streamtape import faults
+
+    records = [msgspec.structs.replace(HEADER_1_1, meta={}), *[r for f in complete() for r in f][1:]]
+    tape = faults.truncate(faults.rechunk(build_tape(records), size=16), after_bytes=100, error="ReadError")
+    (exchange,) = tape.exchanges
+    return [[tape.header, exchange.request, exchange.response], [*exchange.chunks, exchange.end]]
 
 
 def framed(groups: list[list]) -> list[bytes]:
@@ -336,6 +425,22 @@ def vectors() -> dict[str, tuple[str, bytes, list, bool, str | None]]:
         "starts with a header of its own, so it is a second segment, not damage.",
         b"".join(pieces + framed(second)),
         [r for g in groups + second for r in g],
+        False,
+        None,
+    )
+    groups = redacted()
+    out["redacted"] = (
+        redacted.__doc__ or "",
+        b"".join(framed(groups)),
+        [r for g in groups for r in g],
+        False,
+        None,
+    )
+    groups = derived()
+    out["derived"] = (
+        derived.__doc__ or "",
+        b"".join(framed(groups)),
+        [r for g in groups for r in g],
         False,
         None,
     )

@@ -2,11 +2,11 @@
 
 A shell over the library: each verb is a few lines around a library call and a view from
 ``streamtape.report``; the verbs live in one module per group (``reading``: info, cat; ``analysis``:
-diagnose, compare, play; ``writing``: compact; ``demo``).
+diagnose, compare, play; ``writing``: compact, fault; ``scrub``: scan, redact; ``demo``).
 
 Exit status, for every verb: 0 success; 1 a finding (``compare`` differs, ``diagnose --check`` sees a
-verdict other than ``complete``); 2 bad input or usage (click's own convention for usage). Bad input is one
-line on stderr, ``streamtape: error: <file>: <what>``, never a traceback.
+verdict other than ``complete``, ``scan`` finds a secret); 2 bad input or usage (click's own convention
+for usage). Bad input is one line on stderr, ``streamtape: error: <file>: <what>``, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from ..errors import TapeError
 from .analysis import compare, diagnose, play
 from .demo import demo
 from .reading import cat, info
-from .writing import compact
+from .scrub import redact, scan
+from .writing import compact, fault
 
 #: The exit status for bad input (a file that is not a usable tape, an exchange number it does not hold).
 BAD_INPUT = 2
@@ -60,9 +61,10 @@ def main() -> None:
     """Record streaming HTTP responses into tapes, look inside them, replay them.
 
     Exit status: 0 success, 1 a finding (compare differs, diagnose --check sees a verdict other than
-    complete), 2 bad input or usage. `-x N` is exchange number N as `info` numbers them, in every verb.
+    complete, scan finds a secret), 2 bad input or usage. `-x N` is exchange number N as `info` numbers
+    them, in every verb.
     """
 
 
-for _command in (info, cat, diagnose, compare, play, compact, demo):
+for _command in (info, cat, diagnose, compare, play, compact, fault, scan, redact, demo):
     main.add_command(_command)

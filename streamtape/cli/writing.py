@@ -1,12 +1,19 @@
-"""Verbs that write tapes: ``compact`` (a closed tape rewritten smaller, as an explicit step)."""
+"""Verbs that write tapes: ``compact`` (a closed tape rewritten smaller, as an explicit step) and ``fault``
+(a tape with faults applied, ``streamtape.faults``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import click
 
+from .. import faults
+from ..model import Tape
 from ..storage.compact import compact as compact_tape
+from ..storage.reader import open_tape
+from ._numbering import exchange_option
 
 
 @click.command()
@@ -24,3 +31,199 @@ def compact(tape: str, output: str | None, level: int) -> None:
     before = os.path.getsize(tape)
     after = compact_tape(tape, level=level, output=output)
     click.echo(f"{output or tape}: {before} -> {after} bytes ({after / before:.0%})")
+
+
+# -- fault --------------------------------------------------------------------------------------------------
+
+_STEPS = "streamtape_fault_steps"
+
+
+def _step(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback that notes the fault in command-line order (click calls them in that order)."""
+
+    def note(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value is not False and value != ():
+            for one in value if isinstance(value, tuple) else (value,):
+                ctx.meta.setdefault(_STEPS, []).append((name, one))
+        return value
+
+    return note
+
+
+def _error_name(value: str | None, default: str) -> str | None:
+    """``--error``: a class name, ``none`` (a clean end), or the fault's own default when not given."""
+    if value is None:
+        return default
+    return None if value.lower() == "none" else value
+
+
+@click.command()
+@click.argument("source", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("output", metavar="OUT", type=click.Path(dir_okay=False))
+@exchange_option("Apply every fault to exchange number N only (default: every exchange it applies to).")
+@click.option(
+    "--truncate-after",
+    type=int,
+    multiple=True,
+    callback=_step("truncate-after"),
+    expose_value=False,
+    help="Keep the first N chunks, then end as --error says.",
+)
+@click.option(
+    "--truncate-bytes",
+    type=int,
+    multiple=True,
+    callback=_step("truncate-bytes"),
+    expose_value=False,
+    help="Keep the first N bytes of the body, then end as --error says.",
+)
+@click.option(
+    "--error",
+    "error",
+    default=None,
+    help="How a truncation ends: an exception class name (RemoteProtocolError, the default; ReadError "
+    "for a reset; ReadTimeout), or `none` for a clean end of the body; for --fail-connect, ConnectError "
+    "(the default) or ConnectTimeout.",
+)
+@click.option(
+    "--stall-at",
+    type=int,
+    multiple=True,
+    callback=_step("stall-at"),
+    expose_value=False,
+    help="Wait --stall-s seconds more before chunk K.",
+)
+@click.option("--stall-s", type=float, default=None, help="Seconds a --stall-at adds.")
+@click.option(
+    "--rechunk",
+    type=int,
+    multiple=True,
+    callback=_step("rechunk"),
+    expose_value=False,
+    help="Cut the body again into N-byte chunks.",
+)
+@click.option(
+    "--rechunk-seed",
+    type=int,
+    multiple=True,
+    callback=_step("rechunk-seed"),
+    expose_value=False,
+    help="Cut the body again at random points drawn from SEED.",
+)
+@click.option(
+    "--drop", type=int, multiple=True, callback=_step("drop"), expose_value=False, help="Lose chunk K."
+)
+@click.option(
+    "--duplicate",
+    type=int,
+    multiple=True,
+    callback=_step("duplicate"),
+    expose_value=False,
+    help="Deliver chunk K twice.",
+)
+@click.option(
+    "--delay-head",
+    type=float,
+    multiple=True,
+    callback=_step("delay-head"),
+    expose_value=False,
+    help="Wait S seconds more for the response head.",
+)
+@click.option(
+    "--status",
+    type=int,
+    multiple=True,
+    callback=_step("status"),
+    expose_value=False,
+    help="Answer with HTTP status CODE instead of the stream (the provider's error body).",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="A header for --status (repeatable), e.g. 'retry-after: 2'.",
+)
+@click.option(
+    "--fail-connect",
+    is_flag=True,
+    default=None,
+    callback=_step("fail-connect"),
+    expose_value=False,
+    help="The connection never opens (--error: ConnectError by default).",
+)
+@click.pass_context
+def fault(
+    ctx: click.Context,
+    source: str,
+    output: str,
+    exchange: int | None,
+    error: str | None,
+    stall_s: float | None,
+    headers: tuple[str, ...],
+) -> None:
+    """Write OUT: the tape IN with faults applied, in the order given (its header records them).
+
+    \b
+    streamtape fault good.tape cut.tape --truncate-after 12 --error none   # no finish_reason
+    streamtape fault good.tape reset.tape --rechunk 1 --truncate-bytes 900 --error ReadError
+    streamtape fault good.tape slow.tape --stall-at 5 --stall-s 90        # past a 60 s read timeout
+    streamtape fault good.tape busy.tape --status 529 --header 'retry-after: 1'
+    """
+    steps: list[tuple[str, Any]] = ctx.meta.get(_STEPS, [])
+    if not steps:
+        raise click.UsageError("give at least one fault (--truncate-after, --stall-at, --rechunk, ...)")
+    if any(name == "stall-at" for name, _ in steps) and stall_s is None:
+        raise click.UsageError("--stall-at needs --stall-s (the seconds to add)")
+    pairs = []
+    for line in headers:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--header takes 'NAME: VALUE', not {line!r}")
+        pairs.append((name.strip(), value.strip()))
+    tape = open_tape(source)
+    for name, value in steps:
+        tape = _apply_step(tape, name, value, exchange, error, stall_s, pairs)
+    tape.save(output)
+    applied = ", then ".join(a.fault for a in tape.header.provenance or [])
+    click.echo(f"{output}: {applied} ({len(tape.exchanges)} exchanges)")
+
+
+def _apply_step(
+    tape: Tape,
+    name: str,
+    value: Any,
+    exchange: int | None,
+    error: str | None,
+    stall_s: float | None,
+    headers: list[tuple[str, str]],
+) -> Tape:
+    """One fault of the command line applied (``error`` as given to ``--error``, None when not given)."""
+    if name == "truncate-after":
+        return faults.truncate(
+            tape, after_chunk=value, error=_error_name(error, "RemoteProtocolError"), exchange=exchange
+        )
+    if name == "truncate-bytes":
+        return faults.truncate(
+            tape, after_bytes=value, error=_error_name(error, "RemoteProtocolError"), exchange=exchange
+        )
+    if name == "stall-at":
+        assert stall_s is not None
+        return faults.stall(tape, at_chunk=value, seconds=stall_s, exchange=exchange)
+    if name == "rechunk":
+        return faults.rechunk(tape, size=value, exchange=exchange)
+    if name == "rechunk-seed":
+        return faults.rechunk(tape, seed=value, exchange=exchange)
+    if name == "drop":
+        return faults.drop(tape, chunk=value, exchange=exchange)
+    if name == "duplicate":
+        return faults.duplicate(tape, chunk=value, exchange=exchange)
+    if name == "delay-head":
+        return faults.delay_head(tape, seconds=value, exchange=exchange)
+    if name == "status":
+        return faults.status(tape, code=value, headers=headers or None, exchange=exchange)
+    assert name == "fail-connect"
+    connect_error = _error_name(error, "ConnectError")
+    if connect_error is None:
+        raise click.UsageError("--fail-connect needs an error class (--error none means a clean end)")
+    return faults.fail_connect(tape, error=connect_error, exchange=exchange)

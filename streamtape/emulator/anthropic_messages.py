@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import content, error_bodies
+from ..analysis.providers import error_bodies
+from . import content
 from .framing import json_body, named_event
 from .headers import anthropic_request_id
 from .scenario import Scenario

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import content, error_bodies
+from ..analysis.providers import error_bodies
+from . import content
 from .framing import DONE, data_event, json_body
 from .scenario import Scenario
 

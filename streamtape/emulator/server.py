@@ -21,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from . import anthropic_messages, error_bodies, headers, openai_chat, openai_responses
+from ..analysis.providers import error_bodies
+from . import anthropic_messages, headers, openai_chat, openai_responses
 from .framing import json_body
 from .scenario import Scenario
 from .wire import BodyWriter, Stopped

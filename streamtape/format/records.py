@@ -48,14 +48,53 @@ Outcome = Literal["complete", "error", "client_closed", "incomplete"]
 Headers = list[tuple[str, str]]
 
 
+class RedactionPass(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Format 1.1: one rewrite of a recorded tape that redacted more (``streamtape redact``), and its key.
+
+    A pass's key may differ from the recorder's: the fingerprints it wrote compare only with fingerprints
+    under the same ``key_id``.
+    """
+
+    #: The program that rewrote the tape, e.g. ``"streamtape 0.2.0"``.
+    tool: str
+    key_id: str
+
+
 class Redaction(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """What the writer redacted, so a reader knows which values are fingerprints and whether two tapes' agree."""
+    """What the writer redacted, so a reader knows which values are fingerprints and whether two tapes' agree.
+
+    The fields after ``scheme`` are format 1.1 ("richer redaction"), written by ``streamtape redact``; each
+    has a default, so older tapes read as they were and older readers ignore them.
+    """
 
     headers: list[str]
     query: list[str]
-    #: Identifies the fingerprint key: equal key ids mean equal secrets have equal fingerprints.
+    #: Identifies the recorder's fingerprint key (or, when the recorder redacted nothing, the first pass's):
+    #: equal key ids mean equal secrets have equal fingerprints.
     key_id: str
     scheme: str = "hmac-sha256-48"
+    #: JSON fields replaced whole (names, matched at any depth, or ``$.``-paths), in request bodies and in
+    #: the JSON ``data:`` payloads of response events.
+    body_fields: list[str] = []
+    #: Kinds of secret replaced wherever they were found (``openai-key``, ``jwt``, ...).
+    kinds: list[str] = []
+    #: The user's own patterns, each as the fingerprint of its text (a pattern may be a literal secret).
+    patterns: list[str] = []
+    #: Whether the prompts of request bodies (the user's messages, system prompts, instructions) were replaced.
+    prompts: bool = False
+    #: The rewrites after recording, oldest first; empty for a tape as its recorder wrote it.
+    passes: list[RedactionPass] = []
+
+
+class Applied(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Format 1.1: one fault applied to a recorded tape to derive this one (``streamtape.faults``)."""
+
+    #: The fault's name: ``truncate``, ``stall``, ``rechunk``, ``drop``, ``duplicate``, ``delay_head``, ...
+    fault: str
+    #: The exchange it was applied to, numbered as ``info`` shows them; None for every one it applied to.
+    exchange: int | None
+    #: Its parameters as given (those left unset are not listed).
+    params: dict[str, Any] = {}
 
 
 class Header(msgspec.Struct, tag="header", array_like=True, frozen=True):
@@ -68,6 +107,8 @@ class Header(msgspec.Struct, tag="header", array_like=True, frozen=True):
     started_unix_ns: int
     meta: dict[str, Any] = {}
     redaction: Redaction | None = None
+    #: Format 1.1: the faults applied, in order, when this tape was derived from a recording (its provenance).
+    provenance: list[Applied] | None = None
 
 
 class Request(msgspec.Struct, tag="request", array_like=True, frozen=True):

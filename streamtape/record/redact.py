@@ -37,7 +37,7 @@ SECRET_RESPONSE_HEADERS = ("set-cookie",)
 #: URL query parameters whose values are secrets.
 SECRET_QUERY = ("key", "api_key", "apikey", "access_token", "token")
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*) +(\S.*)$")
+AUTH_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*) +(\S.*)$")  # "Bearer <token>": the scheme is kept
 _process_key: bytes | None = None
 
 
@@ -137,7 +137,7 @@ class Redactor:
     def _value(self, name: str, value: str) -> str:
         if name in ("cookie", "set-cookie"):
             return self._cookie(value, response=name == "set-cookie")
-        match = _SCHEME.match(value)
+        match = AUTH_SCHEME.match(value)
         if match:
             return f"{match.group(1)} {self.fingerprint(match.group(2))}"
         return self.fingerprint(value)

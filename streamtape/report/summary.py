@@ -71,6 +71,16 @@ def _redacted(header: Header) -> str:
     return f"{', '.join(redaction.headers)}; query {', '.join(redaction.query)} (key {redaction.key_id})"
 
 
+def _derived(header: Header) -> str:
+    """The faults applied to derive this tape (format 1.1 provenance), in order."""
+    steps = []
+    for applied in header.provenance or []:
+        params = ", ".join(f"{k}={json.dumps(to_json(v))}" for k, v in applied.params.items())
+        where = "every exchange" if applied.exchange is None else f"#{applied.exchange}"
+        steps.append(f"{applied.fault}({params}) on {where}")
+    return ", then ".join(steps)
+
+
 def _numbers(tape: Tape, segment: int) -> str:
     held = [n for n, e in enumerate(tape.exchanges) if e.segment == segment]
     if not held:
@@ -89,6 +99,8 @@ def header_lines(tape: Tape) -> list[str]:
         if header.meta:
             lines.append(f"meta      {_meta(header)}")
         lines.append(f"redacted  {_redacted(header)}")
+        if header.provenance:
+            lines.append(f"derived   {_derived(header)}")
     else:
         lines.append(f"segments  {len(tape.segments)} (recordings appended to one tape)")
         for n, header in enumerate(tape.segments):
@@ -96,6 +108,8 @@ def header_lines(tape: Tape) -> list[str]:
             if header.meta:
                 lines.append(f"          meta      {_meta(header)}")
             lines.append(f"          redacted  {_redacted(header)}")
+            if header.provenance:
+                lines.append(f"          derived   {_derived(header)}")
     if tape.incomplete:
         lines.append(f"INCOMPLETE {tape.problem}")
     return lines

@@ -65,7 +65,7 @@ class TapeSession:
 
     def __init__(
         self,
-        path: StrPath,
+        path: StrPath | Tape,
         *,
         mode: Mode = "once",
         match: str | Match | Sequence[str] | MatchFunc = "request",
@@ -79,11 +79,15 @@ class TapeSession:
         ``redact`` and ``meta`` as the recording transports take them."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        self.path = Path(path)
+        if isinstance(path, Tape) and mode != "none":
+            raise ValueError(f"a Tape object can only be replayed: mode='none', not {mode!r}")
+        self.path = Path(path.path or "<a tape in memory>") if isinstance(path, Tape) else Path(path)
         self.mode: Mode = mode
-        exists = self.path.exists()
+        exists = isinstance(path, Tape) or self.path.exists()
         #: The tape replayed from (None when recording only, or when there is none yet).
-        self.tape: Tape | None = open_tape(self.path) if exists and mode != "all" else None
+        self.tape: Tape | None = (
+            path if isinstance(path, Tape) else open_tape(self.path) if exists and mode != "all" else None
+        )
         self.replaying = mode in ("none", "new") or (mode == "once" and exists)
         self.recording = mode in ("all", "new") or (mode == "once" and not exists)
         #: Each replayed request and the exchange that answered it, in order.
@@ -238,8 +242,9 @@ class TapeSession:
             self.path.unlink(missing_ok=True)  # only now: a test that sends nothing keeps the old tape
 
 
-def use_tape(path: StrPath, *, mode: Mode = "once", **options: Any) -> TapeSession:
-    """Route every httpx and httpx2 client through the tape at ``path`` inside a ``with`` block.
+def use_tape(path: StrPath | Tape, *, mode: Mode = "once", **options: Any) -> TapeSession:
+    """Route every httpx and httpx2 client through the tape at ``path`` inside a ``with`` block (a ``Tape``
+    object, such as a ``faults`` variant, is replayed only: ``mode="none"``).
 
     >>> with streamtape.use_tape("tests/tapes/chat.tape") as session:
     ...     client.chat.completions.create(...)   # replayed if the tape exists, else recorded
