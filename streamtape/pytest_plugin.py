@@ -13,7 +13,8 @@ the tape, the transports, what was matched. The workflow follows VCR.py / pytest
   fixture (override it in a ``conftest.py``) gives defaults for a directory of tests.
 
 A request the tape cannot answer fails the test with the mismatch message even when the client library
-swallowed the exception (openai reports it as ``APIConnectionError: Connection error.``).
+swallowed the exception (the Anthropic SDK and openai 1.x report it as ``APIConnectionError: Connection
+error.``).
 """
 
 from __future__ import annotations

@@ -104,40 +104,58 @@ def test_all_records_anew_and_new_appends_only_what_the_tape_lacks(
 def test_a_mismatch_the_client_swallows_or_wraps_fails_the_test_with_the_mismatch_message(
     pytester: pytest.Pytester, emulator: Emulator
 ) -> None:
-    _project(pytester, emulator, SYNC_TEST)
-    _run(pytester).assert_outcomes(passed=1)
+    claude = textwrap.dedent("""
+        def claude(prompt):
+            client = anthropic.Anthropic(base_url=BASE, api_key="sk-ant-test", max_retries=0)
+            return client.messages.create(
+                model="claude", max_tokens=50, messages=[{"role": "user", "content": prompt}]
+            ).content[0].text
+
+        @pytest.mark.tape("claude")
+        def test_claude():
+            claude("Say hello")
+        """)
+    _project(pytester, emulator, SYNC_TEST + claude)
+    _run(pytester).assert_outcomes(passed=2)
     _project(
         pytester,
         emulator,
-        """
+        claude
+        + textwrap.dedent("""
+        @pytest.mark.tape("claude")
+        def test_handles_connection_errors():
+            try:
+                claude("Another prompt")
+            except anthropic.APIConnectionError:
+                pass  # the SDK wraps the mismatch as a connection error, which an app with a fallback handles
+
+        @pytest.mark.tape("claude")
+        def test_lets_the_sdk_error_out():
+            claude("Another prompt")
+
         @pytest.mark.tape("test_hello")
-        def test_handles_errors():
+        def test_openai_lets_the_mismatch_out():
             try:
                 chat("Another prompt")
             except Exception:
-                pass  # an app with a fallback: the test would pass on a request never recorded
-
-        @pytest.mark.tape("test_hello")
-        def test_wraps_it():
-            try:
-                chat("Another prompt")
-            except Exception as exc:  # what openai 1.x does: "APIConnectionError: Connection error."
-                raise ConnectionError("Connection error.") from exc
-        """,
+                pass
+        """),
     )
-    result = _run(pytester, "--tape-mode=once")
-    result.assert_outcomes(failed=2)
+    result = _run(pytester, "--tape-mode=once", "-k", "not test_claude")
+    result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
         [
-            "*streamtape: *test_hello.tape: no recorded exchange matches POST *"
+            "*streamtape: *claude.tape: no recorded exchange matches POST *"
             "body differs at $.messages[[]0[]].content*the client did not raise it*",
-            "*streamtape: *no recorded exchange matches*the test then failed with ConnectionError: Connection error.",
+            "*streamtape: *claude.tape: no recorded exchange matches*"
+            "the test then failed with APIConnectionError: Connection error.",
+            "*streamtape: *test_hello.tape: no recorded exchange matches*the client did not raise it*",
         ],
         consecutive=False,
     )
     messages = [line for line in result.stdout.lines if "no recorded exchange" in line]
     assert messages and not any("Another prompt" in line for line in messages)  # bodies are not shown
-    assert len(emulator.requests) == 1
+    assert len(emulator.requests) == 2  # the two recordings; nothing since
 
 
 def test_async_tests_with_pytest_asyncio_and_anyio_and_every_client_kind(
