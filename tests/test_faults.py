@@ -44,6 +44,8 @@ ALL_FAULTS = [
     ("drop", {"chunk": 1}),
     ("duplicate", {"chunk": 1}),
     ("delay_head", {"seconds": 1.5}),
+    ("throttle", {"bytes_per_second": 1000}),
+    ("garbage", {"after_chunk": 2, "size": 10}),
     ("status", {"code": 429, "headers": {"retry-after": "2"}}),
     ("fail_connect", {}),
 ]
@@ -98,6 +100,29 @@ def test_stall_delay_head_drop_and_duplicate_move_or_change_exactly_what_they_sa
     assert list(dropped.chunks) == [*e.chunks[:2], *e.chunks[3:]]
     doubled = faults.duplicate(chat, chunk=2).exchanges[0]
     assert list(doubled.chunks) == [*e.chunks[:3], e.chunks[2], *e.chunks[3:]]
+
+
+def test_throttle_delays_chunks_to_the_bandwidth_and_garbage_sends_random_bytes(
+    chat: streamtape.Tape,
+) -> None:
+    e = chat.exchanges[0]
+    assert e.response is not None
+    slow = faults.throttle(chat, bytes_per_second=1000).exchanges[0]
+    sent = 0
+    for c, original in zip(slow.chunks, e.chunks, strict=True):
+        sent += len(c.data)
+        assert c.data == original.data
+        assert c.t_ns == max(original.t_ns, e.response.t_ns + round(sent / 1000 * 1e9))
+    assert slow.chunks[-1].t_ns - e.response.t_ns >= len(e.body) / 1000 * 1e9 - 1
+    noisy = faults.garbage(chat, after_chunk=3, size=20, seed=7).exchanges[0]
+    assert list(noisy.chunks[:3]) == list(e.chunks[:3]) and len(noisy.chunks) == 4
+    assert len(noisy.chunks[3].data) == 20 and noisy.chunks[3].data not in e.body
+    assert noisy.end.error_type == "RemoteProtocolError"
+    assert (
+        faults.garbage(chat, after_chunk=3, size=20, seed=7).exchanges
+        == faults.garbage(chat, after_chunk=3, size=20, seed=7).exchanges
+    )
+    assert streamtape.diagnose(noisy).verdict == "error"
 
 
 def test_rechunk_cuts_the_same_bytes_again_each_piece_timed_by_its_last_byte(chat: streamtape.Tape) -> None:

@@ -130,6 +130,22 @@ def _error_name(value: str | None, default: str) -> str | None:
     help="Wait S seconds more for the response head.",
 )
 @click.option(
+    "--throttle",
+    type=float,
+    multiple=True,
+    callback=_step("throttle"),
+    expose_value=False,
+    help="Deliver the body at most BPS bytes a second.",
+)
+@click.option(
+    "--garbage-after",
+    type=int,
+    multiple=True,
+    callback=_step("garbage-after"),
+    expose_value=False,
+    help="Keep K chunks, then send 64 random bytes, then end as --error says.",
+)
+@click.option(
     "--status",
     type=int,
     multiple=True,
@@ -220,6 +236,11 @@ def _apply_step(
         return faults.duplicate(tape, chunk=value, exchange=exchange)
     if name == "delay-head":
         return faults.delay_head(tape, seconds=value, exchange=exchange)
+    if name == "throttle":
+        return faults.throttle(tape, bytes_per_second=value, exchange=exchange)
+    if name == "garbage-after":
+        chosen = _error_name(error, "RemoteProtocolError")
+        return faults.garbage(tape, after_chunk=value, error=chosen, exchange=exchange)
     if name == "status":
         return faults.status(tape, code=value, headers=headers or None, exchange=exchange)
     assert name == "fail-connect"

@@ -16,9 +16,11 @@ from .transforms import (
     drop,
     duplicate,
     fail_connect,
+    garbage,
     rechunk,
     stall,
     status,
+    throttle,
     truncate,
 )
 
@@ -30,9 +32,11 @@ __all__ = [
     "duplicate",
     "event_spans",
     "fail_connect",
+    "garbage",
     "matrix",
     "rechunk",
     "stall",
     "status",
+    "throttle",
     "truncate",
 ]

@@ -5,8 +5,9 @@ exchange the fault can apply to, and at least one), never changes its input, and
 header records what was applied (``provenance``, format 1.1). Chunk indices count from 0; ``after_chunk=k``
 keeps the first ``k`` chunks; ``seconds`` are added to the recorded wait. The names follow the emulator's
 scenario knobs where they mean the same thing (a ``stall``, a ``reset`` is a truncation with ``ReadError``),
-and Toxiproxy's and WireMock's faults otherwise (``rechunk`` is the slicer, ``status`` the error answer,
-``fail_connect`` the refused connection).
+and Toxiproxy's and WireMock's faults otherwise (``rechunk`` is the slicer, ``throttle`` the bandwidth
+limit, ``garbage`` the random data then close, ``status`` the error answer, ``fail_connect`` the refused
+connection).
 
 A fault that cannot apply (a chunk past the end, an exchange with no body, a negative size) raises
 ``FaultError`` naming the fault and the tape: never a silently unchanged tape.
@@ -188,6 +189,64 @@ def delay_head(tape: Tape, *, seconds: float, exchange: int | None = None) -> Ta
         return delayed.replace(response=replace_struct(e.response, t_ns=e.response.t_ns + shift))
 
     return _apply(tape, "delay_head", {"seconds": seconds}, exchange, later)
+
+
+def throttle(tape: Tape, *, bytes_per_second: float, exchange: int | None = None) -> Tape:
+    """Deliver the body no faster than ``bytes_per_second`` (Toxiproxy's bandwidth toxic): each chunk arrives
+    when the link would have carried it, or when it was recorded, whichever is later."""
+    if not (isinstance(bytes_per_second, int | float) and bytes_per_second > 0):
+        raise FaultError("throttle", tape, f"bytes_per_second must be > 0, not {bytes_per_second!r}")
+
+    def slower(e: Exchange) -> Exchange | str:
+        if not e.chunks:
+            return "it has no body"
+        start = e.response.t_ns if e.response is not None else e.chunks[0].t_ns
+        sent, out, delay = 0, [], 0
+        for c in e.chunks:
+            sent += len(c.data)
+            due = max(c.t_ns, start + round(sent / bytes_per_second * _NS))
+            delay = due - c.t_ns
+            out.append(Chunk(c.x, due, c.data))
+        end = e.recorded_end
+        moved = None if end is None else replace_struct(end, t_ns=end.t_ns + delay)
+        return e.replace(chunks=out, recorded_end=moved)
+
+    return _apply(tape, "throttle", {"bytes_per_second": bytes_per_second}, exchange, slower)
+
+
+def garbage(
+    tape: Tape,
+    *,
+    after_chunk: int,
+    size: int = 64,
+    seed: int = 0,
+    error: str | None = "RemoteProtocolError",
+    exchange: int | None = None,
+) -> Tape:
+    """Keep the first ``after_chunk`` chunks, then ``size`` random bytes (from ``seed``), then end as
+    ``error`` says: WireMock's "random data, then close", what a broken proxy or a confused server sends."""
+    _check_index("garbage", tape, after_chunk)
+    _check_error("garbage", tape, error)
+    if size < 1:
+        raise FaultError("garbage", tape, f"size must be >= 1, not {size}")
+
+    def noise(e: Exchange) -> Exchange | str:
+        if e.response is None:
+            return "it has no response"
+        if after_chunk > len(e.chunks):
+            return f"it has {len(e.chunks)} chunks, fewer than {after_chunk}"
+        kept = list(e.chunks[:after_chunk])
+        t = e.chunks[after_chunk].t_ns if after_chunk < len(e.chunks) else e.end.t_ns
+        junk = random.Random(f"{seed}:{e.segment}:{e.id}").randbytes(size)
+        end = (
+            End(e.id, t, "complete")
+            if error is None
+            else End(e.id, t, "error", error, _MESSAGES.get(error, error))
+        )
+        return e.replace(chunks=[*kept, Chunk(e.id, t, junk)], recorded_end=end)
+
+    params = {"after_chunk": after_chunk, "size": size, "seed": seed, "error": error}
+    return _apply(tape, "garbage", params, exchange, noise)
 
 
 def status(
