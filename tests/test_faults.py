@@ -276,6 +276,11 @@ def test_the_fault_verb_applies_flags_in_order_and_info_shows_the_provenance(tmp
         "derived   rechunk(size=1) on every exchange, then truncate(after_bytes=300, error=null) on every exchange"
         in shown
     )
+    more = CliRunner().invoke(
+        main, ["fault", str(CHAT), str(out), "--throttle", "500", "--garbage-after", "2"]
+    )
+    assert more.exit_code == 0, more.output
+    assert [a.fault for a in streamtape.open_tape(out).header.provenance or []] == ["throttle", "garbage"]
     other = CliRunner().invoke(
         main, ["fault", str(CHAT), str(out), "--truncate-bytes", "300", "--rechunk", "1"]
     )
