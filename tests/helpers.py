@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import anthropic
 import openai
@@ -250,3 +251,19 @@ def load_samples_script() -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
+
+
+#: Set by ``.ci/run``: the optional test dependencies (Node and npm, Chromium) must be there.
+REQUIRE_OPTIONAL_ENV = "STREAMTAPE_REQUIRE_OPTIONAL"
+
+
+def optional_dependency_missing(what: str) -> NoReturn:
+    """Skip, saying why, when an optional test dependency (README, "Run the tests") is not installed; fail
+    instead under ``.ci/run``, which installs them all."""
+    import pytest
+
+    if os.environ.get(REQUIRE_OPTIONAL_ENV):
+        pytest.fail(
+            f"{what} is missing, and {REQUIRE_OPTIONAL_ENV} says the optional test dependencies are required"
+        )
+    pytest.skip(f"{what} is not installed: optional for the test suite (see README, Run the tests)")

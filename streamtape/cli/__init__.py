@@ -1,8 +1,8 @@
 """The ``streamtape`` command: the click group, and the one way every verb fails.
 
 A shell over the library: each verb is a few lines around a library call and a view from
-``streamtape.report``; the verbs live in one module per group (``reading``: info, cat; ``analysis``:
-diagnose, compare, play; ``writing``: compact, fault; ``scrub``: scan, redact; ``demo``).
+``streamtape.report``; the verbs live in one module per group (``reading``: info, cat; ``export``: export; ``analysis``:
+diagnose, compare, play; ``writing``: compact, fault; ``scrub``: scan, redact; ``serving``: serve, proxy; ``demo``).
 
 Exit status, for every verb: 0 success; 1 a finding (``compare`` differs, ``diagnose --check`` sees a
 verdict other than ``complete``, ``scan`` finds a secret); 2 bad input or usage (click's own convention
@@ -21,8 +21,10 @@ from .._version import __version__
 from ..errors import TapeError
 from .analysis import compare, diagnose, play
 from .demo import demo
+from .export import export
 from .reading import cat, info
 from .scrub import redact, scan
+from .serving import proxy, serve
 from .writing import compact, fault
 
 #: The exit status for bad input (a file that is not a usable tape, an exchange number it does not hold).
@@ -66,5 +68,19 @@ def main() -> None:
     """
 
 
-for _command in (info, cat, diagnose, compare, play, compact, fault, scan, redact, demo):
+for _command in (
+    info,
+    cat,
+    diagnose,
+    compare,
+    play,
+    compact,
+    fault,
+    scan,
+    redact,
+    export,
+    serve,
+    proxy,
+    demo,
+):
     main.add_command(_command)

@@ -88,12 +88,27 @@ def compare(a: str, b: str, xa: int, xb: int) -> None:
 @click.argument("tape", type=click.Path(dir_okay=False))
 @exchange_option("Exchange number to play (as numbered by `info`).", default=0)
 @click.option(
-    "--speed", type=float, default=1.0, show_default=True, help="Times the recorded pace (inf: no waiting)."
+    "-s",
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Times the recorded pace (inf: no waiting).",
 )
-@click.option("--max-gap", type=float, help="Cap every wait at this many seconds of tape time.")
+@click.option(
+    "-i",
+    "--max-gap",
+    "--idle-time-limit",
+    "max_gap",
+    type=float,
+    help="Cap every wait at this many seconds of tape time.",
+)
 @click.option("--raw", is_flag=True, help="Write the raw body bytes instead of the assembled text.")
 def play(tape: str, exchange: int, speed: float, max_gap: float | None, raw: bool) -> None:
-    """Replay an exchange to the terminal at its recorded pace, like a terminal-session player."""
+    """Replay an exchange to the terminal at its recorded pace, like a terminal-session player.
+
+    `-s` and `-i/--idle-time-limit` are asciinema's names for `--speed` and `--max-gap`.
+    """
     if not speed > 0:
         raise click.BadParameter("must be > 0", param_hint="--speed")
     play_exchange(one(open_tape(tape), exchange), speed=speed, max_gap=max_gap, raw=raw, out=sys.stdout)
