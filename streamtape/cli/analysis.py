@@ -18,6 +18,26 @@ from ._numbering import exchange_option, one, select
 FINDING = 1
 
 
+#: The pace of a replay, as asciinema names it too (``play``, ``serve``).
+speed_option = click.option(
+    "-s",
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Times the recorded pace (inf: no waiting).",
+)
+max_gap_option = click.option(
+    "-i",
+    "--max-gap",
+    "--idle-time-limit",
+    "max_gap",
+    type=float,
+    default=None,
+    help="Cap every wait at this many seconds of tape time.",
+)
+
+
 @click.command()
 @click.argument("tapes", nargs=-1, required=True, metavar="TAPE...", type=click.Path(dir_okay=False))
 @exchange_option("Only exchange number N (as numbered by `info`), in each tape.")
@@ -87,22 +107,8 @@ def compare(a: str, b: str, xa: int, xb: int) -> None:
 @click.command()
 @click.argument("tape", type=click.Path(dir_okay=False))
 @exchange_option("Exchange number to play (as numbered by `info`).", default=0)
-@click.option(
-    "-s",
-    "--speed",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Times the recorded pace (inf: no waiting).",
-)
-@click.option(
-    "-i",
-    "--max-gap",
-    "--idle-time-limit",
-    "max_gap",
-    type=float,
-    help="Cap every wait at this many seconds of tape time.",
-)
+@speed_option
+@max_gap_option
 @click.option("--raw", is_flag=True, help="Write the raw body bytes instead of the assembled text.")
 def play(tape: str, exchange: int, speed: float, max_gap: float | None, raw: bool) -> None:
     """Replay an exchange to the terminal at its recorded pace, like a terminal-session player.

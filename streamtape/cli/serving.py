@@ -16,6 +16,7 @@ import click
 
 from ..servers import Proxy, TapeServer, serve_forever
 from ..storage.reader import open_tape
+from .analysis import max_gap_option, speed_option
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 _port = click.option(
@@ -41,18 +42,8 @@ def _run(handler: Any, host: str, port: int, what: str) -> None:
 @click.argument("tape", type=click.Path(dir_okay=False))
 @_host
 @_port
-@click.option(
-    "-s", "--speed", type=float, default=1.0, show_default=True, help="Pace multiplier; `inf`: no waiting."
-)
-@click.option(
-    "-i",
-    "--max-gap",
-    "--idle-time-limit",
-    "max_gap",
-    type=float,
-    default=None,
-    help="Cap every wait at S tape seconds.",
-)
+@speed_option
+@max_gap_option
 def serve(tape: str, host: str, port: int, speed: float, max_gap: float | None) -> None:
     """Answer HTTP requests from TAPE: point any client's base URL at the printed address.
 
