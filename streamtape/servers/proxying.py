@@ -35,8 +35,7 @@ class Proxy:
 
         self.upstream = upstream.rstrip("/")
         self.transport = AsyncRecordingTransport(target, **options)
-        self._timeout = httpx2.Timeout(timeout, connect=30.0 if timeout is None else timeout)
-        self._client: httpx2.AsyncClient | None = None
+        self._timeout = httpx2.Timeout(timeout, connect=30.0 if timeout is None else timeout).as_dict()
 
     @property
     def stats(self) -> Any:
@@ -44,20 +43,21 @@ class Proxy:
 
     async def aclose(self) -> None:
         """Close the upstream connections and finish the tape."""
-        if self._client is not None:
-            await self._client.aclose()
-        else:
-            await self.transport.aclose()
+        await self.transport.aclose()
 
     async def __call__(self, request: IncomingRequest, responder: Responder) -> None:
-        if self._client is None:  # made on the server's event loop
-            self._client = httpx2.AsyncClient(transport=self.transport, timeout=self._timeout)
         headers = [(n, v) for n, v in request.headers if n.lower().decode("latin-1") not in _NOT_FORWARDED]
-        upstream = self._client.build_request(
-            request.method, self.upstream + request.target, headers=headers, content=request.body
+        upstream = (
+            httpx2.Request(  # straight to the transport: a client's cookies, auth and redirects are not ours
+                request.method,
+                self.upstream + request.target,
+                headers=headers,
+                content=request.body,
+                extensions={"timeout": self._timeout},
+            )
         )
         try:
-            response = await self._client.send(upstream, stream=True)
+            response = await self.transport.handle_async_request(upstream)
         except httpx2.TransportError as exc:
             logger.warning("streamtape proxy: %s %s: %s", request.method, upstream.url, exc)
             message = f"streamtape proxy: the upstream failed: {type(exc).__name__}: {exc}"
