@@ -71,7 +71,7 @@ def _content_type(exchange: Exchange) -> str:
     return next((v for n, v in exchange.response.headers if n.lower() == "content-type"), "").lower()
 
 
-def _decoded_chunks(exchange: Exchange, notes: list[str]) -> list[tuple[int, bytes]]:
+def decoded_chunks(exchange: Exchange, notes: list[str]) -> list[tuple[int, bytes]]:
     """The body's chunks, content-decoded when the response was gzip/deflate (times kept per chunk)."""
     pairs = [(c.t_ns, c.data) for c in exchange.chunks]
     if exchange.response is None:
@@ -116,7 +116,7 @@ def diagnose(exchange: Exchange) -> Diagnostics:
     """
     notes: list[str] = []
     end = exchange.end
-    chunks = _decoded_chunks(exchange, notes)
+    chunks = decoded_chunks(exchange, notes)
     assembly, hazards, streamed = _assemble(exchange, chunks, notes)
     times = [c.t_ns for c in exchange.chunks]
     gaps = [_ms(t - p) for p, t in zip([0, *times], times, strict=False)]

@@ -1,7 +1,7 @@
 """The ``streamtape`` command: the click group, and the one way every verb fails.
 
 A shell over the library: each verb is a few lines around a library call and a view from
-``streamtape.report``; the verbs live in one module per group (``reading``: info, cat; ``export``: export; ``analysis``:
+``streamtape.report``; the verbs live in one module per group (``reading``: info, cat; ``export``: export; ``report``: report; ``analysis``:
 diagnose, compare, play; ``writing``: compact, fault; ``scrub``: scan, redact; ``serving``: serve, proxy; ``demo``).
 
 Exit status, for every verb: 0 success; 1 a finding (``compare`` differs, ``diagnose --check`` sees a
@@ -23,6 +23,7 @@ from .analysis import compare, diagnose, play
 from .demo import demo
 from .export import export
 from .reading import cat, info
+from .report import report
 from .scrub import redact, scan
 from .serving import proxy, serve
 from .writing import compact, fault
@@ -79,6 +80,7 @@ for _command in (
     scan,
     redact,
     export,
+    report,
     serve,
     proxy,
     demo,

@@ -14,7 +14,7 @@ from ..model import Exchange
 
 _BARS = "▁▂▃▄▅▆▇█"
 _VERDICT_COLOURS: dict[Verdict, int] = {"complete": 32, "truncated": 33, "error": 31}  # green, yellow, red
-_WHY: dict[Verdict, str] = {
+VERDICT_MEANS: dict[Verdict, str] = {
     "complete": "terminal marker seen, body done",
     "truncated": "the stream ended without the provider's terminal marker",
     "error": "a transport error or a provider error",
@@ -64,7 +64,7 @@ def diagnosis_lines(n: int, exchange: Exchange, d: Diagnostics, colour: bool) ->
     status = d.status if d.status is not None else "---"
     lines = [
         f"#{n} {exchange.request.method} {exchange.request.url}",
-        f"  verdict   {verdict}  ({_WHY[d.verdict]})",
+        f"  verdict   {verdict}  ({VERDICT_MEANS[d.verdict]})",
         f"  provider  {d.provider}{model}; status {status}; outcome {d.outcome}",
         f"  timing    first byte {_ms(d.first_chunk_ms)}, first token {_ms(d.first_token_ms)}, "
         f"last chunk {_ms(d.last_chunk_ms)}, end {_ms(d.duration_ms)}{tail}",

@@ -55,23 +55,23 @@ def _started(header: Header) -> str:
         return f"{ns!r} ns after the Unix epoch (not a date)"
 
 
-def _meta(header: Header) -> str:
+def meta_text(header: Header) -> str:
     """The header's ``meta`` as one line of JSON, whatever MessagePack it holds (bytes as in ``cat``)."""
     return json.dumps(to_json(header.meta), sort_keys=True)
 
 
-def _format(header: Header) -> str:
+def format_text(header: Header) -> str:
     return f"{header.version[0]}.{header.version[1]}, written by {header.writer}, started {_started(header)}"
 
 
-def _redacted(header: Header) -> str:
+def redaction_text(header: Header) -> str:
     redaction = header.redaction
     if redaction is None:
         return "nothing (recorded with redact=False)"
     return f"{', '.join(redaction.headers)}; query {', '.join(redaction.query)} (key {redaction.key_id})"
 
 
-def _derived(header: Header) -> str:
+def provenance_text(header: Header) -> str:
     """The faults applied to derive this tape (format 1.1 provenance), in order."""
     steps = []
     for applied in header.provenance or []:
@@ -81,7 +81,7 @@ def _derived(header: Header) -> str:
     return ", then ".join(steps)
 
 
-def _numbers(tape: Tape, segment: int) -> str:
+def segment_exchanges(tape: Tape, segment: int) -> str:
     held = [n for n, e in enumerate(tape.exchanges) if e.segment == segment]
     if not held:
         return "no exchanges"
@@ -95,21 +95,21 @@ def header_lines(tape: Tape) -> list[str]:
     lines = [f"tape      {tape.path}"]
     if len(tape.segments) <= 1:
         header = tape.header
-        lines.append(f"format    {_format(header)}")
+        lines.append(f"format    {format_text(header)}")
         if header.meta:
-            lines.append(f"meta      {_meta(header)}")
-        lines.append(f"redacted  {_redacted(header)}")
+            lines.append(f"meta      {meta_text(header)}")
+        lines.append(f"redacted  {redaction_text(header)}")
         if header.provenance:
-            lines.append(f"derived   {_derived(header)}")
+            lines.append(f"derived   {provenance_text(header)}")
     else:
         lines.append(f"segments  {len(tape.segments)} (recordings appended to one tape)")
         for n, header in enumerate(tape.segments):
-            lines.append(f"segment {n} format {_format(header)}; {_numbers(tape, n)}")
+            lines.append(f"segment {n} format {format_text(header)}; {segment_exchanges(tape, n)}")
             if header.meta:
-                lines.append(f"          meta      {_meta(header)}")
-            lines.append(f"          redacted  {_redacted(header)}")
+                lines.append(f"          meta      {meta_text(header)}")
+            lines.append(f"          redacted  {redaction_text(header)}")
             if header.provenance:
-                lines.append(f"          derived   {_derived(header)}")
+                lines.append(f"          derived   {provenance_text(header)}")
     if tape.incomplete:
         lines.append(f"INCOMPLETE {tape.problem}")
     return lines
