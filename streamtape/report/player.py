@@ -27,35 +27,41 @@ def play_exchange(exchange: Exchange, *, speed: float, max_gap: float | None, ra
     assembler = None
     shown = 0
     binary = getattr(out, "buffer", None)
+
+    def show(data: bytes) -> None:
+        nonlocal assembler, shown
+        if raw:
+            if binary is not None:
+                out.flush()
+                binary.write(data)
+                binary.flush()
+            else:
+                out.write(data.decode("utf-8", "replace"))
+            return
+        events = decoder.feed(data, 0)
+        if events and assembler is None:
+            assembler = new_assembler(detect(request.url, request.body, content_type, events))
+        for event in events:
+            assembler.feed(event)  # type: ignore[union-attr]
+        if assembler is not None:
+            text = assembler.result().text
+            if len(text) > shown:
+                out.write(text[shown:])
+                shown = len(text)
+        out.flush()
+
     start = time.perf_counter()
     for step in steps:
         delay = start + step.at - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        if step.kind == "head":
-            continue
         if step.kind == "chunk":
-            if raw:
-                if binary is not None:
-                    out.flush()
-                    binary.write(step.data)
-                    binary.flush()
-                else:
-                    out.write(step.data.decode("utf-8", "replace"))
-                continue
-            events = decoder.feed(step.data, 0)
-            if events and assembler is None:
-                assembler = new_assembler(detect(request.url, request.body, content_type, events))
-            for event in events:
-                assembler.feed(event)  # type: ignore[union-attr]
-            if assembler is not None:
-                text = assembler.result().text
-                if len(text) > shown:
-                    out.write(text[shown:])
-                    shown = len(text)
-            out.flush()
+            show(step.data)
+        elif step.kind == "chunks":
+            for data in step.run or []:
+                show(data)
         elif step.kind == "error":
             out.write(f"\n[{step.error_type}: {step.message}]\n")
-        else:
+        elif step.kind == "end":
             out.write(f"\n[{exchange.end.outcome}]\n")
     out.flush()

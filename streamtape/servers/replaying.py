@@ -82,6 +82,9 @@ class TapeServer:
                 await responder.start(head.status_code, encoded, head.reason.encode("latin-1"))
             elif step.kind == "chunk":
                 await responder.write(step.data)
+            elif step.kind == "chunks":
+                for data in step.run or []:
+                    await responder.write(data)
             elif step.kind == "end":
                 await responder.end()
             else:
