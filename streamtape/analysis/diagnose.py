@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..model import Exchange
-from .providers import Assembly, assemble_events, assemble_json, detect
-from .sse import decode
+from . import fastpath
+from .providers import Assembly, assemble_json, detect
 
 Verdict = Literal["complete", "truncated", "error"]
 
@@ -60,8 +60,8 @@ def _ms(ns: int) -> float:
     return round(ns / 1e6, 3)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
+def _percentile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of already sorted values (sorted once for both percentiles)."""
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
@@ -98,9 +98,11 @@ def _assemble(
     if "text/event-stream" in content_type or (
         not content_type and chunks and chunks[0][1].lstrip()[:5] in (b"data:", b"event")
     ):
-        events, hazards = decode(chunks)
-        provider = detect(request.url, request.body, content_type, events[:5])
-        return assemble_events(provider, events), hazards.as_list(), True
+        with fastpath.gc_paused():
+            found = fastpath.scan(chunks)
+            provider = detect(request.url, request.body, content_type, fastpath.head(found, 5))
+            assembly = fastpath.assemble(provider, found)
+        return assembly, found.hazards.as_list(), True
     body = b"".join(d for _, d in chunks)
     provider = detect(request.url, request.body, content_type, [])
     assembly = assemble_json(provider, body)
@@ -119,7 +121,7 @@ def diagnose(exchange: Exchange) -> Diagnostics:
     chunks = decoded_chunks(exchange, notes)
     assembly, hazards, streamed = _assemble(exchange, chunks, notes)
     times = [c.t_ns for c in exchange.chunks]
-    gaps = [_ms(t - p) for p, t in zip([0, *times], times, strict=False)]
+    gaps = [round((t - p) / 1e6, 3) for p, t in zip([0, *times], times, strict=False)]  # _ms, inlined
     errors = list(assembly.errors)
     status = exchange.response.status_code if exchange.response else None
     if status is not None and status >= 400:
@@ -140,7 +142,8 @@ def diagnose(exchange: Exchange) -> Diagnostics:
         verdict = "truncated"
         if end.outcome == "incomplete":
             notes.append("the tape holds no end for this exchange: the recording stopped while it was open")
-    gap_max = max(gaps) if gaps else None
+    ordered = sorted(gaps)
+    gap_max = ordered[-1] if gaps else None
     at = gaps.index(gap_max) if gaps and gap_max is not None else None
     return Diagnostics(
         verdict=verdict,
@@ -157,8 +160,8 @@ def diagnose(exchange: Exchange) -> Diagnostics:
         finish_reason=assembly.finish_reason,
         errors=errors,
         chunk_gaps_ms=gaps,
-        gap_p50_ms=_percentile(gaps, 0.5) if gaps else None,
-        gap_p95_ms=_percentile(gaps, 0.95) if gaps else None,
+        gap_p50_ms=_percentile(ordered, 0.5) if gaps else None,
+        gap_p95_ms=_percentile(ordered, 0.95) if gaps else None,
         gap_max_ms=gap_max,
         gap_max_at_chunk=at,
         gap_max_at_ms=_ms(times[at]) if at is not None else None,

@@ -67,7 +67,7 @@ class Hazards:
         return out
 
 
-def _incomplete_utf8_tail(data: bytes) -> bool:
+def incomplete_utf8_tail(data: bytes) -> bool:
     """Whether ``data`` ends inside a multi-byte UTF-8 sequence."""
     n = len(data)
     for back in range(1, min(4, n) + 1):
@@ -119,7 +119,7 @@ class SSEDecoder:
             data = data[1:]
             self.hazards.lone_cr -= 1  # it was a CRLF split across chunks after all
         self._after_cr = False
-        if _incomplete_utf8_tail(data):
+        if incomplete_utf8_tail(data):
             self.hazards.split_utf8 += 1
             self.hazards.note("split_utf8", index)
         out: list[Event] = []

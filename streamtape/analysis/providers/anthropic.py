@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from . import _json as j
 from .assembly import ANTHROPIC, Assembly, Builder, CallBuffer, ToolCall
 
@@ -32,6 +34,24 @@ _DELTAS = {
     "thinking_delta": ("thinking", "thinking"),
     "input_json_delta": ("tool", "partial_json"),
 }
+
+
+# A content_block_delta's fields, typed as the happy path has them: a value of another type fails the decode
+# and the event goes through the dict path, which handles (and reports) it.
+class _TypedDelta(msgspec.Struct):
+    type: str | None = None
+    text: str | None = None
+    thinking: str | None = None
+    partial_json: str | None = None
+
+
+class _TypedBlockDelta(msgspec.Struct):
+    type: str | None = None
+    index: int | None = None
+    delta: _TypedDelta | None = None
+
+
+_decode_block_delta = msgspec.json.Decoder(_TypedBlockDelta).decode
 
 
 @dataclass
@@ -65,6 +85,26 @@ class MessagesAssembler:
         kind = "error" if name == "error" else j.text(body, "type") or name
         if self._event(kind, body):
             b.content(getattr(event, "t_ns", 0))
+
+    def feed_raw(self, event: str, data: bytes, t_ns: int) -> bool:
+        """``feed`` for a ``content_block_delta``'s raw data, decoded into typed structs; False (nothing
+        done) for other events and for data that is not a well-typed delta: then use ``feed``."""
+        if event != "content_block_delta":
+            return False
+        try:
+            body = _decode_block_delta(data)
+        except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+            return False
+        if (body.type or event) != "content_block_delta":
+            return False
+        self._b.events += 1
+        delta = body.delta
+        delta_type = (delta.type or "") if delta is not None else ""
+        spec = _DELTAS.get(delta_type)
+        piece = getattr(delta, spec[1]) if spec is not None and delta is not None else None
+        if self._apply_delta(body.index, delta is not None, delta_type, piece):
+            self._b.content(t_ns)
+        return True
 
     def _event(self, kind: str, body: dict[str, Any]) -> bool:
         """Apply one event; whether it carried content."""
@@ -110,16 +150,21 @@ class MessagesAssembler:
         return bool(initial)
 
     def _delta(self, body: dict[str, Any]) -> bool:
-        b = self._b
-        index, delta = j.integer(body, "index"), j.obj(body, "delta")
+        delta = j.obj(body, "delta")
         delta_type = j.text(delta, "type") or ""
-        if index is None or delta is None:
+        spec = _DELTAS.get(delta_type)
+        piece = j.text(delta, spec[1]) if spec is not None else None
+        return self._apply_delta(j.integer(body, "index"), delta is not None, delta_type, piece)
+
+    def _apply_delta(self, index: int | None, has_delta: bool, delta_type: str, piece: str | None) -> bool:
+        """Apply one delta (from a dict or a typed struct); whether it carried content."""
+        b = self._b
+        if index is None or not has_delta:
             b.problem(f"event {b.events}: content_block_delta without an index or a delta")
             return False
         if delta_type not in _DELTAS:
             return False  # signature_delta, citations_delta, and types newer than this code
         kind, key = _DELTAS[delta_type]
-        piece = j.text(delta, key)
         if piece is None:
             b.problem(f"event {b.events}: {delta_type} without a string {key}")
             return False

@@ -19,10 +19,49 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from . import _json as j
 from .assembly import OPENAI_CHAT, Assembly, Builder, CallBuffer, ToolCall
 
 _DONE = "[DONE]"
+
+
+# The fields the assembler reads, typed as the happy path has them: a value of another type fails the
+# decode and the event goes through the dict path, which handles (and reports) it. Fewer objects, no dicts.
+class _Function(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolPiece(msgspec.Struct):
+    index: int
+    id: str | None = None
+    function: _Function | None = None
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[_ToolPiece] | None = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    finish_reason: str | None = None
+    delta: _Delta | None = None
+
+
+class _Chunk(msgspec.Struct):
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+    choices: list[_Choice] | None = None
+    error: Any = None
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
 
 
 class ChatAssembler:
@@ -57,6 +96,60 @@ class ChatAssembler:
             return
         if self._chunk(chunk):
             b.content(getattr(event, "t_ns", 0))
+
+    def feed_raw(self, event: str, data: bytes, t_ns: int) -> bool:
+        """``feed`` for an event's raw data, decoded into typed structs; False (nothing done) when the
+        data is not a well-typed chunk, or is ``[DONE]``, or comes after it: then use ``feed``."""
+        b = self._b
+        if b.terminal or data.startswith(b"[DONE]"):
+            return False
+        try:
+            chunk = _decode_chunk(data)
+        except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+            return False
+        b.events += 1
+        if chunk.error:
+            b.error(*j.error_kind_and_message(chunk.error))
+            return True
+        b.set_model(chunk.model)
+        if chunk.usage is not None:
+            b.usage = chunk.usage
+        carried = False
+        for choice in chunk.choices or ():
+            if choice.index != 0:
+                continue
+            if choice.finish_reason:
+                b.finish_reason = choice.finish_reason
+            delta = choice.delta
+            if delta is not None:
+                carried |= self._typed_delta(delta)
+        if carried:
+            b.content(t_ns)
+        return True
+
+    def _typed_delta(self, delta: _Delta) -> bool:
+        carried = False
+        for value, parts in (
+            (delta.content, self._text),
+            (delta.refusal, self._refusal),
+            (delta.reasoning_content, self._thinking),
+            (delta.reasoning, self._thinking),
+        ):
+            if value:
+                parts.append(value)
+                carried = True
+        for piece in delta.tool_calls or ():
+            call = self._calls.setdefault(piece.index, CallBuffer())
+            if piece.id and not call.id:
+                call.id = piece.id
+            function = piece.function
+            if function is not None:
+                if function.name and not call.name:
+                    call.name = function.name
+                if function.arguments:
+                    call.pieces.append(function.arguments)
+            carried = True
+        return carried
 
     def _chunk(self, chunk: dict[str, Any]) -> bool:
         """Apply one chunk; whether it carried content."""

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from . import _json as j
 from .assembly import OPENAI_RESPONSES, Assembly, Builder, CallBuffer, ToolCall
 
@@ -45,6 +47,23 @@ _DONES = {
     "response.reasoning_text.done": ("thinking", "text", "content_index"),
     "response.reasoning_summary_text.done": ("summary", "text", "summary_index"),
 }
+
+_ARGUMENTS_DELTA = "response.function_call_arguments.delta"
+_HOT = frozenset([*_DELTAS, _ARGUMENTS_DELTA])
+
+
+# A delta event's fields, typed as the happy path has them: a value of another type fails the decode and
+# the event goes through the dict path, which handles (and reports) it.
+class _TypedDelta(msgspec.Struct):
+    type: str | None = None
+    output_index: int | None = None
+    item_id: str | None = None
+    content_index: int | None = None
+    summary_index: int | None = None
+    delta: str | None = None
+
+
+_decode_delta = msgspec.json.Decoder(_TypedDelta).decode
 
 
 class ResponsesAssembler:
@@ -71,17 +90,52 @@ class ResponsesAssembler:
         if self._event(kind, body):
             b.content(getattr(event, "t_ns", 0))
 
+    def feed_raw(self, event: str, data: bytes, t_ns: int) -> bool:
+        """``feed`` for a delta event's raw data, decoded into a typed struct; False (nothing done) for
+        other events and for data that is not a well-typed delta: then use ``feed``."""
+        if event not in _HOT:
+            return False
+        try:
+            body = _decode_delta(data)
+        except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+            return False
+        kind = body.type or event
+        if kind not in _HOT:
+            return False
+        self._b.events += 1
+        where = body.output_index
+        if where is None:
+            where = self._item_index.get(body.item_id or "")
+        if kind == _ARGUMENTS_DELTA:
+            carried = self._arguments_delta(kind, body.delta, where)
+        else:
+            part = body.summary_index if _DELTAS[kind][2] == "summary_index" else body.content_index
+            carried = self._text_delta(kind, body.delta, where, part)
+        if carried:
+            self._b.content(t_ns)
+        return True
+
+    def _text_delta(self, kind: str, piece: str | None, where: int | None, part: int | None) -> bool:
+        which, field, _ = _DELTAS[kind]
+        if piece is None or where is None:
+            self._b.problem(f"event {self._b.events}: {kind} without a string {field} or an output index")
+            return False
+        self._parts.setdefault((which, where, part or 0), []).append(piece)
+        return piece != ""
+
+    def _arguments_delta(self, kind: str, piece: str | None, where: int | None) -> bool:
+        if piece is None or where is None:
+            self._b.problem(f"event {self._b.events}: {kind} without a string delta or an output index")
+            return False
+        self._call(where).pieces.append(piece)
+        return True
+
     def _event(self, kind: str, body: dict[str, Any]) -> bool:
         """Apply one event; whether it carried content."""
         b = self._b
         if kind in _DELTAS:
-            which, field, part = _DELTAS[kind]
-            piece, where = j.text(body, field), self._where(body)
-            if piece is None or where is None:
-                b.problem(f"event {b.events}: {kind} without a string {field} or an output index")
-                return False
-            self._parts.setdefault((which, where, j.integer(body, part) or 0), []).append(piece)
-            return piece != ""
+            field, part = _DELTAS[kind][1:]
+            return self._text_delta(kind, j.text(body, field), self._where(body), j.integer(body, part))
         if kind in _DONES:
             which, field, part = _DONES[kind]
             final, where = j.text(body, field), self._where(body)
@@ -94,13 +148,8 @@ class ResponsesAssembler:
                         )
                     self._parts[key] = [final]
             return False
-        if kind == "response.function_call_arguments.delta":
-            piece, where = j.text(body, "delta"), self._where(body)
-            if piece is None or where is None:
-                b.problem(f"event {b.events}: {kind} without a string delta or an output index")
-                return False
-            self._call(where).pieces.append(piece)
-            return True
+        if kind == _ARGUMENTS_DELTA:
+            return self._arguments_delta(kind, j.text(body, "delta"), self._where(body))
         if kind == "response.function_call_arguments.done":
             final, where = j.text(body, "arguments"), self._where(body)
             if final is not None and where is not None:
