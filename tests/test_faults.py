@@ -281,6 +281,16 @@ def test_the_fault_verb_applies_flags_in_order_and_info_shows_the_provenance(tmp
     )
     assert more.exit_code == 0, more.output
     assert [a.fault for a in streamtape.open_tape(out).header.provenance or []] == ["throttle", "garbage"]
+    repeated = CliRunner().invoke(
+        main, ["fault", str(CHAT), str(out), "--drop", "1", "--rechunk", "7", "--drop=3"]
+    )
+    assert repeated.exit_code == 0, repeated.output  # a repeated flag keeps its place in the order
+    provenance = streamtape.open_tape(out).header.provenance or []
+    assert [(a.fault, a.params) for a in provenance] == [
+        ("drop", {"chunk": 1}),
+        ("rechunk", {"size": 7}),
+        ("drop", {"chunk": 3}),
+    ]
     other = CliRunner().invoke(
         main, ["fault", str(CHAT), str(out), "--truncate-bytes", "300", "--rechunk", "1"]
     )

@@ -35,19 +35,54 @@ def compact(tape: str, output: str | None, level: int) -> None:
 
 # -- fault --------------------------------------------------------------------------------------------------
 
-_STEPS = "streamtape_fault_steps"
+#: The fault flags: flag, value type (None: a flag without a value), help. Applied in command-line order.
+_FAULTS: tuple[tuple[str, type | None, str], ...] = (
+    ("--truncate-after", int, "Keep the first N chunks, then end as --error says."),
+    ("--truncate-bytes", int, "Keep the first N bytes of the body, then end as --error says."),
+    ("--stall-at", int, "Wait --stall-s seconds more before chunk K."),
+    ("--rechunk", int, "Cut the body again into N-byte chunks."),
+    ("--rechunk-seed", int, "Cut the body again at random points drawn from SEED."),
+    ("--drop", int, "Lose chunk K."),
+    ("--duplicate", int, "Deliver chunk K twice."),
+    ("--delay-head", float, "Wait S seconds more for the response head."),
+    ("--throttle", float, "Deliver the body at most BPS bytes a second."),
+    ("--garbage-after", int, "Keep K chunks, then send 64 random bytes, then end as --error says."),
+    ("--status", int, "Answer with HTTP status CODE instead of the stream (the provider's error body)."),
+    ("--fail-connect", None, "The connection never opens (--error: ConnectError by default)."),
+)
+_ORDER = "streamtape_fault_order"
 
 
-def _step(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """A click callback that notes the fault in command-line order (click calls them in that order)."""
+class _FaultsInOrder(click.Command):
+    """Notes the order the fault flags come in: click groups a repeated option's values together, so
+    ``--drop 1 --rechunk 7 --drop 3`` would otherwise apply both drops first."""
 
-    def note(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is not None and value is not False and value != ():
-            for one in value if isinstance(value, tuple) else (value,):
-                ctx.meta.setdefault(_STEPS, []).append((name, one))
-        return value
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        flags = {flag for flag, _, _ in _FAULTS}
+        ctx.meta[_ORDER] = [arg.partition("=")[0] for arg in args if arg.partition("=")[0] in flags]
+        return super().parse_args(ctx, args)
 
-    return note
+
+def _fault_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for flag, kind, text in reversed(_FAULTS):
+        if kind is None:
+            command = click.option(flag, count=True, help=text)(command)
+        else:
+            command = click.option(flag, type=kind, multiple=True, help=text)(command)
+    return command
+
+
+def _steps(order: list[str], given: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Each fault flag with its value, in the order given on the command line."""
+    used: dict[str, int] = {}
+    steps = []
+    for flag in order:
+        name = flag.removeprefix("--")
+        values = given[name.replace("-", "_")]
+        at = used.get(name, 0)
+        used[name] = at + 1
+        steps.append((name, True if isinstance(values, int) else values[at]))
+    return steps
 
 
 def _error_name(value: str | None, default: str) -> str | None:
@@ -57,26 +92,11 @@ def _error_name(value: str | None, default: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
-@click.command()
+@click.command(cls=_FaultsInOrder)
 @click.argument("source", metavar="IN", type=click.Path(dir_okay=False))
 @click.argument("output", metavar="OUT", type=click.Path(dir_okay=False))
 @exchange_option("Apply every fault to exchange number N only (default: every exchange it applies to).")
-@click.option(
-    "--truncate-after",
-    type=int,
-    multiple=True,
-    callback=_step("truncate-after"),
-    expose_value=False,
-    help="Keep the first N chunks, then end as --error says.",
-)
-@click.option(
-    "--truncate-bytes",
-    type=int,
-    multiple=True,
-    callback=_step("truncate-bytes"),
-    expose_value=False,
-    help="Keep the first N bytes of the body, then end as --error says.",
-)
+@_fault_options
 @click.option(
     "--error",
     "error",
@@ -85,74 +105,7 @@ def _error_name(value: str | None, default: str) -> str | None:
     "for a reset; ReadTimeout), or `none` for a clean end of the body; for --fail-connect, ConnectError "
     "(the default) or ConnectTimeout.",
 )
-@click.option(
-    "--stall-at",
-    type=int,
-    multiple=True,
-    callback=_step("stall-at"),
-    expose_value=False,
-    help="Wait --stall-s seconds more before chunk K.",
-)
 @click.option("--stall-s", type=float, default=None, help="Seconds a --stall-at adds.")
-@click.option(
-    "--rechunk",
-    type=int,
-    multiple=True,
-    callback=_step("rechunk"),
-    expose_value=False,
-    help="Cut the body again into N-byte chunks.",
-)
-@click.option(
-    "--rechunk-seed",
-    type=int,
-    multiple=True,
-    callback=_step("rechunk-seed"),
-    expose_value=False,
-    help="Cut the body again at random points drawn from SEED.",
-)
-@click.option(
-    "--drop", type=int, multiple=True, callback=_step("drop"), expose_value=False, help="Lose chunk K."
-)
-@click.option(
-    "--duplicate",
-    type=int,
-    multiple=True,
-    callback=_step("duplicate"),
-    expose_value=False,
-    help="Deliver chunk K twice.",
-)
-@click.option(
-    "--delay-head",
-    type=float,
-    multiple=True,
-    callback=_step("delay-head"),
-    expose_value=False,
-    help="Wait S seconds more for the response head.",
-)
-@click.option(
-    "--throttle",
-    type=float,
-    multiple=True,
-    callback=_step("throttle"),
-    expose_value=False,
-    help="Deliver the body at most BPS bytes a second.",
-)
-@click.option(
-    "--garbage-after",
-    type=int,
-    multiple=True,
-    callback=_step("garbage-after"),
-    expose_value=False,
-    help="Keep K chunks, then send 64 random bytes, then end as --error says.",
-)
-@click.option(
-    "--status",
-    type=int,
-    multiple=True,
-    callback=_step("status"),
-    expose_value=False,
-    help="Answer with HTTP status CODE instead of the stream (the provider's error body).",
-)
 @click.option(
     "--header",
     "headers",
@@ -160,23 +113,17 @@ def _error_name(value: str | None, default: str) -> str | None:
     metavar="'NAME: VALUE'",
     help="A header for --status (repeatable), e.g. 'retry-after: 2'.",
 )
-@click.option(
-    "--fail-connect",
-    is_flag=True,
-    default=None,
-    callback=_step("fail-connect"),
-    expose_value=False,
-    help="The connection never opens (--error: ConnectError by default).",
-)
 @click.pass_context
 def fault(
     ctx: click.Context,
+    /,
     source: str,
     output: str,
     exchange: int | None,
     error: str | None,
     stall_s: float | None,
     headers: tuple[str, ...],
+    **given: Any,
 ) -> None:
     """Write OUT: the tape IN with faults applied, in the order given (its header records them).
 
@@ -186,7 +133,7 @@ def fault(
     streamtape fault good.tape slow.tape --stall-at 5 --stall-s 90        # past a 60 s read timeout
     streamtape fault good.tape busy.tape --status 529 --header 'retry-after: 1'
     """
-    steps: list[tuple[str, Any]] = ctx.meta.get(_STEPS, [])
+    steps = _steps(ctx.meta.get(_ORDER, []), given)
     if not steps:
         raise click.UsageError("give at least one fault (--truncate-after, --stall-at, --rechunk, ...)")
     if any(name == "stall-at" for name, _ in steps) and stall_s is None:
