@@ -90,26 +90,26 @@ def segment_exchanges(tape: Tape, segment: int) -> str:
     return f"exchanges #{held[0]}-#{held[-1]}"  # numbered by segment first, so a segment's are consecutive
 
 
+def _details(header: Header, indent: str) -> list[str]:
+    """A header's meta (when any), redaction and provenance (when derived), as ``info`` shows them."""
+    lines = [f"{indent}meta      {meta_text(header)}"] if header.meta else []
+    lines.append(f"{indent}redacted  {redaction_text(header)}")
+    if header.provenance:
+        lines.append(f"{indent}derived   {provenance_text(header)}")
+    return lines
+
+
 def header_lines(tape: Tape) -> list[str]:
     """The tape's path and header; with several segments, each one's format, meta and redaction."""
     lines = [f"tape      {tape.path}"]
     if len(tape.segments) <= 1:
-        header = tape.header
-        lines.append(f"format    {format_text(header)}")
-        if header.meta:
-            lines.append(f"meta      {meta_text(header)}")
-        lines.append(f"redacted  {redaction_text(header)}")
-        if header.provenance:
-            lines.append(f"derived   {provenance_text(header)}")
+        lines.append(f"format    {format_text(tape.header)}")
+        lines += _details(tape.header, "")
     else:
         lines.append(f"segments  {len(tape.segments)} (recordings appended to one tape)")
         for n, header in enumerate(tape.segments):
             lines.append(f"segment {n} format {format_text(header)}; {segment_exchanges(tape, n)}")
-            if header.meta:
-                lines.append(f"          meta      {meta_text(header)}")
-            lines.append(f"          redacted  {redaction_text(header)}")
-            if header.provenance:
-                lines.append(f"          derived   {provenance_text(header)}")
+            lines += _details(header, "          ")
     if tape.incomplete:
         lines.append(f"INCOMPLETE {tape.problem}")
     return lines
