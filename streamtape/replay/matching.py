@@ -33,7 +33,7 @@ from urllib.parse import unquote_plus, urlsplit
 from ..errors import TapeMismatch
 from ..model import Exchange, Tape
 from ..record.redact import Redactor, is_redacted, process_key
-from .bodies import NOT_JSON, Ignore, first_difference, parse, same_bytes
+from .bodies import NOT_JSON, BodyDifference, Ignore, first_difference, parse, same_bytes
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def differences(
     ``request`` is shown as given (redact its URL first). Body bytes are never shown unless ``show_bodies``:
     a differing JSON value is given by its path, type, size and ``fingerprint`` (default: this process's
     key), a differing non-JSON region by offsets and fingerprints. ``first_only`` stops at the first
-    difference (matching needs only a yes or no).
+    difference and does not put a body difference in words (matching needs only a yes or no).
     """
     match = match or Match()
     rec = exchange.request
@@ -245,7 +245,7 @@ def differences(
                     )
         elif criterion == "body":
             found = _body_difference(
-                request, exchange, match, show_bodies, fingerprint, live_body, recorded_body
+                request, exchange, match, show_bodies, fingerprint, live_body, recorded_body, not first_only
             )
             if found:
                 out.append(found)
@@ -260,21 +260,30 @@ def _body_difference(
     fingerprint: Callable[[bytes], str] | None,
     live_body: Any,
     recorded_body: Any,
+    words: bool,
 ) -> str | None:
+    """How the bodies differ (``"body differs"`` when no ``words`` are needed), or None when they match."""
     rec = exchange.request
     live_json = parse(request.body) if live_body is None else live_body
     rec_json = parse(rec.body) if recorded_body is None else recorded_body
-    fp = fingerprint or Redactor(key=process_key()).fingerprint
+    found: BodyDifference | None = None
     if live_json is not NOT_JSON and rec_json is not NOT_JSON and rec.body_size is None:
         found = first_difference(live_json, rec_json, match._ignore)
-        return None if found is None else found.describe(show_bodies=show_bodies, fingerprint=fp)
-    recorded = rec.body
-    if rec.body_size is not None:  # the tape kept only the start of a huge body
-        if len(request.body) == rec.body_size and same_bytes(request.body[: len(recorded)], recorded):
+        if found is None:
             return None
-    elif same_bytes(request.body, recorded):
-        return None
-    return describe_body_difference(request.body, recorded, show_bodies=show_bodies, fingerprint=fp)
+    else:
+        recorded = rec.body
+        if rec.body_size is not None:  # the tape kept only the start of a huge body
+            if len(request.body) == rec.body_size and same_bytes(request.body[: len(recorded)], recorded):
+                return None
+        elif same_bytes(request.body, recorded):
+            return None
+    if not words:
+        return "body differs"
+    fp = fingerprint or Redactor(key=process_key()).fingerprint
+    if found is not None:
+        return found.describe(show_bodies=show_bodies, fingerprint=fp)
+    return describe_body_difference(request.body, rec.body, show_bodies=show_bodies, fingerprint=fp)
 
 
 def live_redactor(tape: Tape) -> Redactor:
@@ -340,7 +349,6 @@ class Matcher:
                         rule,
                         live_body=live,
                         recorded_body=self._recorded_body(i) if live is not None else None,
-                        fingerprint=_no_fingerprint,
                         first_only=True,
                     )
                 ]
@@ -411,8 +419,3 @@ class Matcher:
             f"no recorded exchange matches {where} ({self.describe()}); closest: {closest}",
             path=self.tape.path,
         )
-
-
-def _no_fingerprint(data: bytes) -> str:
-    """Matching only needs a yes or no: no message, no fingerprint to compute."""
-    return ""
