@@ -9,9 +9,13 @@ All times are milliseconds from the moment the request reached the transport.
 from __future__ import annotations
 
 import zlib
+from array import array
 from dataclasses import asdict, dataclass, field
+from itertools import chain, repeat
+from operator import sub, truediv
 from typing import Any, Literal
 
+from ..format.records import End, Gap, Request, Response
 from ..model import Exchange
 from . import fastpath
 from .providers import Assembly, assemble_json, detect
@@ -36,7 +40,8 @@ class Diagnostics:
     duration_ms: float
     finish_reason: str | None
     errors: list[str]
-    chunk_gaps_ms: list[float]  # one per chunk: the wait before it (the first: since the request)
+    #: One per chunk: the wait before it (the first: since the request); an array, 8 bytes a chunk.
+    chunk_gaps_ms: array[float]
     gap_p50_ms: float | None
     gap_p95_ms: float | None
     gap_max_ms: float | None
@@ -53,7 +58,8 @@ class Diagnostics:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as plain JSON-ready values (the gaps as a list)."""
+        return {**asdict(self), "chunk_gaps_ms": self.chunk_gaps_ms.tolist()}
 
 
 def _ms(ns: int) -> float:
@@ -65,48 +71,196 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _content_type(exchange: Exchange) -> str:
-    if exchange.response is None:
-        return ""
-    return next((v for n, v in exchange.response.headers if n.lower() == "content-type"), "").lower()
+def _header(headers: list[tuple[str, str]], name: str) -> str:
+    return next((v for n, v in headers if n.lower() == name), "").lower()
+
+
+class _Inflater:
+    """Content-decoding of a gzip/deflate body chunk by chunk; after the first error, nothing more."""
+
+    def __init__(self, encoding: str, notes: list[str]) -> None:
+        self._encoding, self._notes, self.chunks = encoding, notes, 0
+        wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
+        self._inflater: Any = zlib.decompressobj(wbits)
+
+    def __call__(self, data: bytes) -> bytes | None:
+        if self._inflater is None:
+            return None
+        try:
+            out: bytes = self._inflater.decompress(data)
+        except zlib.error as exc:
+            self._notes.append(f"the {self._encoding} body does not decode past chunk {self.chunks}: {exc}")
+            self._inflater = None
+            return None
+        self.chunks += 1
+        return out
+
+
+def _inflater(response: Response | None, notes: list[str]) -> _Inflater | None:
+    if response is None:
+        return None
+    encoding = _header(response.headers, "content-encoding")
+    return _Inflater(encoding, notes) if encoding in ("gzip", "deflate", "x-gzip") else None
 
 
 def decoded_chunks(exchange: Exchange, notes: list[str]) -> list[tuple[int, bytes]]:
     """The body's chunks, content-decoded when the response was gzip/deflate (times kept per chunk)."""
-    pairs = [(c.t_ns, c.data) for c in exchange.chunks]
-    if exchange.response is None:
-        return pairs
-    encoding = next((v for n, v in exchange.response.headers if n.lower() == "content-encoding"), "").lower()
-    if encoding not in ("gzip", "deflate", "x-gzip"):
-        return pairs
-    wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
+    inflate = _inflater(exchange.response, notes)
+    if inflate is None:
+        return [(c.t_ns, c.data) for c in exchange.chunks]
     out = []
-    try:
-        for t_ns, data in pairs:
-            out.append((t_ns, inflater.decompress(data)))
-    except zlib.error as exc:
-        notes.append(f"the {encoding} body does not decode past chunk {len(out)}: {exc}")
+    for chunk in exchange.chunks:
+        data = inflate(chunk.data)
+        if data is None:
+            break
+        out.append((chunk.t_ns, data))
     return out
 
 
-def _assemble(
-    exchange: Exchange, chunks: list[tuple[int, bytes]], notes: list[str]
-) -> tuple[Assembly, list[str], bool]:
-    request = exchange.request
-    content_type = _content_type(exchange)
-    if "text/event-stream" in content_type or (
-        not content_type and chunks and chunks[0][1].lstrip()[:5] in (b"data:", b"event")
-    ):
-        with fastpath.gc_paused():
-            found = fastpath.scan(chunks)
-            provider = detect(request.url, request.body, content_type, fastpath.head(found, 5))
-            assembly = fastpath.assemble(provider, found)
-        return assembly, found.hazards.as_list(), True
-    body = b"".join(d for _, d in chunks)
-    provider = detect(request.url, request.body, content_type, [])
-    assembly = assemble_json(provider, body)
-    return assembly, [], False
+#: What a diagnosis keeps of a body that is not an event stream, to read it as JSON (an event stream is
+#: read as it arrives and never kept).
+MAX_JSON_BODY = 64 << 20
+#: What an error status's message quotes of the body.
+_ERROR_QUOTE = 300
+
+
+class Diagnoser:
+    """One exchange diagnosed as its records arrive, so a tape of any size is read in one pass.
+
+    What it keeps grows with the assembled text and 8 bytes a chunk (the chunk times), never with the
+    body: an event stream's events are assembled as they complete (``fastpath.BodyScanner``). Feed it the
+    exchange's response head, chunks and gaps in file order, then ``finish`` with its end.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.response: Response | None = None
+        self.notes: list[str] = []
+        self.gaps: list[Gap] = []
+        self.times = array("q")
+        self.bytes = 0
+        self._inflate: _Inflater | None = None
+        self._content_type = ""
+        self._scanner: fastpath.BodyScanner | None = None
+        self._streamed: bool | None = None  # decided at the first chunk
+        self._kept: list[bytes] = []  # a non-stream body (up to MAX_JSON_BODY), or an error body's start
+        self._kept_bytes = 0
+        self._keep = 0  # how much of the body to keep, decided with ``_streamed``
+
+    def head(self, response: Response) -> None:
+        self.response = response
+        self._content_type = _header(response.headers, "content-type")
+        self._inflate = _inflater(response, self.notes)
+
+    def gap(self, gap: Gap) -> None:
+        self.gaps.append(gap)
+
+    def chunk(self, t_ns: int, data: bytes) -> None:
+        self.times.append(t_ns)
+        self.bytes += len(data)
+        if self._inflate is not None:
+            decoded = self._inflate(data)
+            if decoded is None:
+                return
+            data = decoded
+        if self._streamed is None:
+            self._decide(data)
+        if self._scanner is not None:
+            self._scanner.feed(t_ns, data)
+        if self._kept_bytes < self._keep:
+            self._kept.append(data[: self._keep - self._kept_bytes])
+            self._kept_bytes += len(self._kept[-1])
+
+    def _decide(self, first: bytes | None) -> None:
+        """Whether the body is an event stream: by its content type, or without one by its first bytes."""
+        content_type = self._content_type
+        self._streamed = "text/event-stream" in content_type or (
+            not content_type and first is not None and first.lstrip()[:5] in (b"data:", b"event")
+        )
+        if self._streamed:
+            self._scanner = fastpath.BodyScanner(self.request.url, self.request.body, content_type)
+        status = self.response.status_code if self.response is not None else 0
+        self._keep = MAX_JSON_BODY if not self._streamed else _ERROR_QUOTE if status >= 400 else 0
+
+    def _assemble(self) -> tuple[Assembly, list[str], bool]:
+        if self._streamed is None:
+            self._decide(None)
+        if self._scanner is not None:
+            assembly, hazards = self._scanner.finish()
+            return assembly, hazards, True
+        if self._kept_bytes >= MAX_JSON_BODY:
+            self.notes.append(
+                f"the body is not an event stream and is over {MAX_JSON_BODY >> 20} MiB: not read as JSON"
+            )
+        provider = detect(self.request.url, self.request.body, self._content_type, [])
+        return assemble_json(provider, b"".join(self._kept)), [], False
+
+    def finish(self, end: End) -> Diagnostics:
+        """The diagnosis, once the exchange's end (recorded, or ``Exchange.end``'s "incomplete") is known."""
+        notes = self.notes
+        assembly, hazards, streamed = self._assemble()
+        times = self.times
+        waits = map(sub, times, chain((0,), times))  # each chunk's wait: since the one before, or the request
+        gaps = array("d", map(round, map(truediv, waits, repeat(1e6)), repeat(3)))  # _ms, inlined
+        errors = list(assembly.errors)
+        status = self.response.status_code if self.response else None
+        if status is not None and status >= 400:
+            body = b"".join(self._kept)[:_ERROR_QUOTE].decode("utf-8", "replace")
+            errors.insert(0, f"HTTP {status}: {body}" if body else f"HTTP {status}")
+        if end.outcome == "error":
+            errors.append(f"{end.error_type}: {end.message}")
+        for gap in self.gaps:
+            what = (
+                f"{gap.records} chunk(s), {gap.bytes} bytes,"
+                if gap.records
+                else "an unknown number of chunks"
+            )
+            errors.append(
+                f"the tape lost {what} before {_ms(gap.t_ns)} ms ({gap.reason}): it does not hold the whole stream"
+            )
+        if end.outcome == "error" or errors:
+            verdict: Verdict = "error"
+        elif assembly.terminal and end.outcome in ("complete", "client_closed"):
+            verdict = "complete"
+        else:
+            verdict = "truncated"
+            if end.outcome == "incomplete":
+                notes.append(
+                    "the tape holds no end for this exchange: the recording stopped while it was open"
+                )
+        ordered = sorted(gaps)
+        gap_max = ordered[-1] if gaps else None
+        at = gaps.index(gap_max) if gaps and gap_max is not None else None
+        return Diagnostics(
+            verdict=verdict,
+            provider=assembly.provider,
+            outcome=end.outcome,
+            status=status,
+            chunks_received=len(times),
+            events=assembly.events,
+            total_content_length=len(assembly.text),
+            first_chunk_ms=_ms(times[0]) if times else None,
+            first_token_ms=_ms(assembly.first_token_t_ns) if assembly.first_token_t_ns is not None else None,
+            last_chunk_ms=_ms(times[-1]) if times else None,
+            duration_ms=_ms(end.t_ns),
+            finish_reason=assembly.finish_reason,
+            errors=errors,
+            chunk_gaps_ms=gaps,
+            gap_p50_ms=_percentile(ordered, 0.5) if gaps else None,
+            gap_p95_ms=_percentile(ordered, 0.95) if gaps else None,
+            gap_max_ms=gap_max,
+            gap_max_at_chunk=at,
+            gap_max_at_ms=_ms(times[at]) if at is not None else None,
+            text=assembly.text,
+            refusal=assembly.refusal,
+            tool_calls=[call.as_dict() for call in assembly.tool_calls],
+            usage=assembly.usage,
+            terminal=assembly.terminal,
+            hazards=hazards,
+            streamed=streamed,
+            model=assembly.model,
+            notes=notes,
+        )
 
 
 def diagnose(exchange: Exchange) -> Diagnostics:
@@ -116,65 +270,15 @@ def diagnose(exchange: Exchange) -> Diagnostics:
     >>> d.verdict, d.finish_reason, d.gap_max_ms
     ('truncated', None, 61000.2)
     """
-    notes: list[str] = []
-    end = exchange.end
-    chunks = decoded_chunks(exchange, notes)
-    assembly, hazards, streamed = _assemble(exchange, chunks, notes)
-    times = [c.t_ns for c in exchange.chunks]
-    gaps = [round((t - p) / 1e6, 3) for p, t in zip([0, *times], times, strict=False)]  # _ms, inlined
-    errors = list(assembly.errors)
-    status = exchange.response.status_code if exchange.response else None
-    if status is not None and status >= 400:
-        body = b"".join(d for _, d in chunks)[:300].decode("utf-8", "replace")
-        errors.insert(0, f"HTTP {status}: {body}" if body else f"HTTP {status}")
-    if end.outcome == "error":
-        errors.append(f"{end.error_type}: {end.message}")
+    diagnoser = Diagnoser(exchange.request)
+    if exchange.response is not None:
+        diagnoser.head(exchange.response)
     for gap in exchange.gaps:
-        what = f"{gap.records} chunk(s), {gap.bytes} bytes," if gap.records else "an unknown number of chunks"
-        errors.append(
-            f"the tape lost {what} before {_ms(gap.t_ns)} ms ({gap.reason}): it does not hold the whole stream"
-        )
-    if end.outcome == "error" or errors:
-        verdict: Verdict = "error"
-    elif assembly.terminal and end.outcome in ("complete", "client_closed"):
-        verdict = "complete"
-    else:
-        verdict = "truncated"
-        if end.outcome == "incomplete":
-            notes.append("the tape holds no end for this exchange: the recording stopped while it was open")
-    ordered = sorted(gaps)
-    gap_max = ordered[-1] if gaps else None
-    at = gaps.index(gap_max) if gaps and gap_max is not None else None
-    return Diagnostics(
-        verdict=verdict,
-        provider=assembly.provider,
-        outcome=end.outcome,
-        status=status,
-        chunks_received=len(exchange.chunks),
-        events=assembly.events,
-        total_content_length=len(assembly.text),
-        first_chunk_ms=_ms(times[0]) if times else None,
-        first_token_ms=_ms(assembly.first_token_t_ns) if assembly.first_token_t_ns is not None else None,
-        last_chunk_ms=_ms(times[-1]) if times else None,
-        duration_ms=_ms(end.t_ns),
-        finish_reason=assembly.finish_reason,
-        errors=errors,
-        chunk_gaps_ms=gaps,
-        gap_p50_ms=_percentile(ordered, 0.5) if gaps else None,
-        gap_p95_ms=_percentile(ordered, 0.95) if gaps else None,
-        gap_max_ms=gap_max,
-        gap_max_at_chunk=at,
-        gap_max_at_ms=_ms(times[at]) if at is not None else None,
-        text=assembly.text,
-        refusal=assembly.refusal,
-        tool_calls=[call.as_dict() for call in assembly.tool_calls],
-        usage=assembly.usage,
-        terminal=assembly.terminal,
-        hazards=hazards,
-        streamed=streamed,
-        model=assembly.model,
-        notes=notes,
-    )
+        diagnoser.gap(gap)
+    chunk = diagnoser.chunk
+    for c in exchange.chunks:
+        chunk(c.t_ns, c.data)
+    return diagnoser.finish(exchange.end)
 
 
-__all__ = ["Diagnostics", "diagnose"]
+__all__ = ["Diagnoser", "Diagnostics", "decoded_chunks", "diagnose"]

@@ -23,7 +23,7 @@ from itertools import accumulate, compress, repeat
 from operator import add, getitem, le, not_
 from typing import cast
 
-from .providers import Assembly, new_assembler
+from .providers import Assembly, detect, new_assembler
 from .sse import Event, Hazards, SSEDecoder, incomplete_utf8_tail
 
 #: One event found by the fast path: its name, its data (valid UTF-8), time, first and last chunk.
@@ -200,6 +200,26 @@ def assemble(provider: str, found: Scan) -> Assembly:
     for event in found.rest:
         feed(event)
     return state.result()
+
+
+class BodyScanner:
+    """An event-stream body analysed as it arrives: content-decoded ``(t_ns, data)`` chunks in, the provider's
+    ``Assembly`` and the stream's hazards out, the same as ``scan`` + ``detect`` + ``assemble`` over the
+    whole body. The provider is detected from the request and the first events."""
+
+    def __init__(self, url: str, request_body: bytes, content_type: str) -> None:
+        self._url, self._request_body, self._content_type = url, request_body, content_type
+        self._chunks: list[tuple[int, bytes]] = []
+
+    def feed(self, t_ns: int, data: bytes) -> None:
+        self._chunks.append((t_ns, data))
+
+    def finish(self) -> tuple[Assembly, list[str]]:
+        with gc_paused():
+            found = scan(self._chunks)
+            provider = detect(self._url, self._request_body, self._content_type, head(found, 5))
+            assembly = assemble(provider, found)
+        return assembly, found.hazards.as_list()
 
 
 @contextmanager

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from itertools import accumulate
 
 from ..analysis.diagnose import Diagnostics, Verdict
 from ..model import Exchange
@@ -21,7 +23,7 @@ VERDICT_MEANS: dict[Verdict, str] = {
 }
 
 
-def gap_picture(gaps_ms: list[float], times_ms: list[float], width: int = 60) -> str:
+def gap_picture(gaps_ms: Sequence[float], times_ms: Sequence[float], width: int = 60) -> str:
     """The longest wait in each of ``width`` slices of the stream's timeline, as bars (log scale)."""
     if not gaps_ms:
         return ""
@@ -75,7 +77,7 @@ def diagnosis_lines(n: int, exchange: Exchange, d: Diagnostics, colour: bool) ->
             f"  gaps      p50 {_ms(d.gap_p50_ms)}, p95 {_ms(d.gap_p95_ms)}, max {_ms(d.gap_max_ms)} "
             f"before chunk {d.gap_max_at_chunk} (at {_ms(d.gap_max_at_ms)})"
         )
-        times = [c.t_ns / 1e6 for c in exchange.chunks]
+        times = list(accumulate(d.chunk_gaps_ms))  # each chunk's time, to the microsecond
         lines.append(f"            |{gap_picture(d.chunk_gaps_ms, times)}|  longest wait per slice of time")
     usage = f"; usage {json.dumps(d.usage)}" if d.usage else ""
     lines.append(f"  finish    {d.finish_reason or '(none)'}{usage}")
