@@ -5,8 +5,9 @@
    recorded time divided by the speed, both from the moment the client sent the request), p50/p95/max in ms.
 2. Throughput at speed=inf: chunks per second through ``httpx.Client.stream().iter_raw()``, against a
    transport that returns the same chunks from a plain in-memory byte stream (the floor: the client's own
-   cost), and against VCR.py playing back a cassette of the same stream (VCR.py patches httpx, not httpx2).
-   Each figure is the median of interleaved rounds in this one process; ratios are what to read.
+   cost), and against VCR.py playing back a cassette of the same stream. Each replay is from a tape freshly
+   opened (not timed), so no plan or parse is carried from one replay to the next. Each figure is the median
+   of interleaved rounds in this one process; ratios are what to read.
 
     python benchmarks/replay.py
 """
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import statistics
 import tempfile
@@ -104,38 +106,44 @@ def _drain(client: httpx.Client, url: str, body: bytes) -> int:
     return pieces
 
 
-def throughput(tape: streamtape.Tape, url: str, cassette: Path | None) -> dict[str, tuple[float, int]]:
+def throughput(path: Path, url: str, cassette: Path | None) -> dict[str, tuple[float, int]]:
+    """Chunks per second through each variant; every streamtape replay from a tape freshly opened (the
+    opening not timed, nothing carried over from the previous replay), every client new."""
+    tape = streamtape.open_tape(path)
     exchange = tape.exchanges[0]
     chunks = [c.data for c in exchange.chunks]
     headers = [(n, v) for n, v in exchange.response.headers if n.lower() != "transfer-encoding"]  # type: ignore[union-attr]
     body = exchange.request.body
     runs: dict[str, list[float]] = {"plain ByteStream": [], "streamtape replay": [], "VCR.py playback": []}
     pieces: dict[str, int] = {}
+    repeats = 20
     for _ in range(ROUNDS):
         for name in runs:
             if name == "VCR.py playback" and cassette is None:
                 continue
-            if name == "plain ByteStream":
-                client = httpx.Client(transport=_PlainTransport(chunks, headers))
-            elif name == "streamtape replay":
-                client = httpx.Client(
-                    transport=streamtape.httpx.ReplayTransport(tape, speed=math.inf, allow_repeats=True)
-                )
-            else:
-                client = httpx.Client()
-            repeats = 20
-            start = time.perf_counter()
-            if name == "VCR.py playback":
-                import vcr
+            elapsed = 0.0
+            for _ in range(repeats):
+                if name == "plain ByteStream":
+                    client = httpx.Client(transport=_PlainTransport(chunks, headers))
+                elif name == "streamtape replay":
+                    fresh = streamtape.open_tape(path)
+                    client = httpx.Client(transport=streamtape.httpx.ReplayTransport(fresh, speed=math.inf))
+                else:
+                    client = httpx.Client()
+                gc.collect()  # what setting up left behind is not collected inside the timed part
+                if name == "VCR.py playback":
+                    import vcr
 
-                with vcr.use_cassette(str(cassette), record_mode="none", allow_playback_repeats=True):
-                    for _ in range(repeats):
+                    with vcr.use_cassette(str(cassette), record_mode="none", allow_playback_repeats=True):
+                        start = time.perf_counter()
                         pieces[name] = _drain(client, url, body)
-            else:
-                for _ in range(repeats):
+                        elapsed += time.perf_counter() - start
+                else:
+                    start = time.perf_counter()
                     pieces[name] = _drain(client, url, body)
-            runs[name].append(len(chunks) * repeats / (time.perf_counter() - start))
-            client.close()
+                    elapsed += time.perf_counter() - start
+                client.close()
+            runs[name].append(len(chunks) * repeats / elapsed)
     return {name: (statistics.median(v), pieces[name]) for name, v in runs.items() if v}
 
 
@@ -174,7 +182,7 @@ def main() -> None:
                     f"| {shell} | {speed:g} | {len(late)} | {pct(late, 0.5):.3f} | {pct(late, 0.95):.3f} | {max(late):.3f} |"
                 )
         print()
-        results = throughput(tape, url, cassette)
+        results = throughput(path, url, cassette)
         base = results["plain ByteStream"][0]
         print("| speed=inf, httpx sync | chunks/s | ratio to plain ByteStream | pieces the client sees |")
         print("|---|---|---|---|")

@@ -8,9 +8,13 @@ and writing files is ``streamtape.storage``. Records become exchanges through on
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from io import BytesIO
+from itertools import chain, repeat
 from os import PathLike
 from typing import overload
 
@@ -21,13 +25,72 @@ from .format.records import Chunk, End, Gap, Header, Record, Request, Response
 StrPath = str | PathLike[str]
 
 
-class Chunks(Sequence[Chunk]):
-    """An exchange's chunks, in arrival order, read-only. Build one with ``Chunks(iterable)``."""
+#: An exchange of up to this many chunks keeps each chunk's bytes as read (a replay hands them out as they
+#: are, and a few thousand chunks cost at most a few hundred KB more); a longer one is stored in pages.
+WHOLE_CHUNKS = 4096
+#: Pages of chunk bytes are about this size: few objects, and a bounded copy while building.
+PAGE_BYTES = 1 << 20
 
-    __slots__ = ("_items",)
+
+class Chunks(Sequence[Chunk]):
+    """An exchange's chunks, in arrival order, read-only. Build one with ``Chunks(iterable)``.
+
+    Stored compactly rather than as three Python objects a chunk: each chunk's time, end offset and size in
+    arrays (20 bytes a chunk), and the bytes as read for an exchange of up to ``WHOLE_CHUNKS`` chunks, else
+    joined into pages of about ``PAGE_BYTES`` (whole chunks), so a long stream costs its body bytes plus 20
+    bytes a chunk. Indexing and iterating make ``Chunk`` records on the fly; ``times``, ``datas()`` and
+    ``joined()`` are the fast ways through.
+    """
+
+    __slots__ = ("_ends", "_firsts", "_longest", "_pages", "_sizes", "_times", "_whole", "_x")
+    _pages: list[bytes]  # one per chunk when ``_whole``
+    _whole: bool
+    _firsts: array[int]  # the index of each page's first chunk
+    _ends: array[int]  # each chunk's end offset in the body
+    _sizes: array[int]  # each chunk's size (4 bytes: a record is at most 64 MiB), for the fast ``datas()``
+    _times: array[int]
+    _longest: int  # the longest wait between two chunks, in nanoseconds (0 for fewer than two)
+    _x: int | array[int]  # the exchange id, or one per chunk when they differ
 
     def __init__(self, chunks: Iterable[Chunk] = ()) -> None:
-        self._items: tuple[Chunk, ...] = tuple(chunks)
+        builder = ChunksBuilder()
+        for chunk in chunks:
+            builder.add(chunk.x, chunk.t_ns, chunk.data)
+        builder.fill(self)
+
+    @property
+    def times(self) -> array[int]:
+        """Each chunk's time in nanoseconds from the request (do not change it)."""
+        return self._times
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of all chunks."""
+        return self._ends[-1] if self._ends else 0
+
+    def joined(self) -> bytes:
+        """All chunks' bytes, joined."""
+        return self._pages[0] if len(self._pages) == 1 else b"".join(self._pages)
+
+    @property
+    def longest_wait_ns(self) -> int:
+        """The longest wait between two consecutive chunks (0 for fewer than two): known without a pass."""
+        return self._longest
+
+    def datas(self) -> Iterator[bytes]:
+        """Each chunk's bytes, in order (read from each page by C-level calls: the replay's hot path)."""
+        pages, sizes, firsts = self._pages, self._sizes, self._firsts
+        if self._whole:
+            return iter(pages)
+        if len(pages) == 1:
+            return map(BytesIO(pages[0]).read, sizes)
+        return chain.from_iterable(
+            map(BytesIO(page).read, sizes[firsts[p] : firsts[p + 1] if p + 1 < len(firsts) else len(sizes)])
+            for p, page in enumerate(pages)
+        )
+
+    def _x_of(self, index: int) -> int:
+        return self._x if isinstance(self._x, int) else self._x[index]
 
     @overload
     def __getitem__(self, index: int) -> Chunk: ...
@@ -35,26 +98,148 @@ class Chunks(Sequence[Chunk]):
     def __getitem__(self, index: slice) -> Chunks: ...
     def __getitem__(self, index: int | slice) -> Chunk | Chunks:
         if isinstance(index, slice):
-            return Chunks(self._items[index])
-        return self._items[index]
+            return Chunks(self[i] for i in range(*index.indices(len(self))))
+        n = len(self._times)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("chunk index out of range")
+        if self._whole:
+            return Chunk(self._x_of(index), self._times[index], self._pages[index])
+        ends = self._ends
+        p = bisect_right(self._firsts, index) - 1
+        first = self._firsts[p]
+        base = ends[first - 1] if first else 0
+        start = ends[index - 1] if index else 0
+        return Chunk(self._x_of(index), self._times[index], self._pages[p][start - base : ends[index] - base])
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._times)
 
     def __iter__(self) -> Iterator[Chunk]:
-        return iter(self._items)
+        if isinstance(self._x, int):
+            return map(Chunk, repeat(self._x), self._times, self.datas())
+        return map(Chunk, self._x, self._times, self.datas())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Chunks):
-            return self._items == other._items
+            return (
+                self._times == other._times
+                and self._sizes == other._sizes
+                and list(map(self._x_of, range(len(self)))) == list(map(other._x_of, range(len(other))))
+                and self.joined() == other.joined()
+            )
         if isinstance(other, Sequence):
-            return list(self._items) == list(other)
+            return list(self) == list(other)
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Chunks({len(self._items)} chunks, {sum(len(c.data) for c in self._items)} bytes)"
+        return f"Chunks({len(self)} chunks, {self.nbytes} bytes)"
+
+
+class ChunksBuilder:
+    """Chunks appended one by one (a reader's hot path), then ``build()``: the one way ``Chunks`` are made."""
+
+    __slots__ = (
+        "_count",
+        "_ends",
+        "_firsts",
+        "_longest",
+        "_pages",
+        "_pending",
+        "_pending_bytes",
+        "_sizes",
+        "_times",
+        "_total",
+        "_whole",
+        "_x",
+    )
+
+    def __init__(self) -> None:
+        self._pages: list[bytes] = []
+        self._firsts = array("q")
+        self._ends = array("q")
+        self._sizes = array("I")
+        self._times = array("q")
+        self._longest = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._total = 0
+        self._count = 0  # chunks in sealed pages
+        self._whole = True  # until the exchange has more than WHOLE_CHUNKS chunks
+        self._x: int | array[int] | None = None
+
+    def add(self, x: int, t_ns: int, data: bytes) -> None:
+        if x != self._x:
+            self._mixed(x)
+        times = self._times
+        if times and t_ns - times[-1] > self._longest:
+            self._longest = t_ns - times[-1]
+        times.append(t_ns)
+        self._sizes.append(len(data))
+        self._total += len(data)
+        self._ends.append(self._total)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._whole:
+            if len(times) > WHOLE_CHUNKS:
+                self._to_pages()
+        elif self._pending_bytes >= PAGE_BYTES:
+            self._seal()
+        if type(self._x) is array:
+            self._x.append(x)
+
+    def _mixed(self, x: int) -> None:
+        """The first chunk sets the exchange id; chunks of several ids (a hand-built list) keep one each."""
+        if self._x is None:
+            self._x = x
+        elif isinstance(self._x, int):
+            self._x = array("q", repeat(self._x, len(self._times)))
+
+    @property
+    def last_ns(self) -> int | None:
+        return self._times[-1] if self._times else None
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def _to_pages(self) -> None:
+        whole, self._pending, self._pending_bytes, self._whole = self._pending, [], 0, False
+        for data in whole:
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            if self._pending_bytes >= PAGE_BYTES:
+                self._seal()
+
+    def _seal(self) -> None:
+        if self._pending:
+            self._firsts.append(self._count)
+            self._pages.append(self._pending[0] if len(self._pending) == 1 else b"".join(self._pending))
+            self._count += len(self._pending)
+            self._pending, self._pending_bytes = [], 0
+
+    def fill(self, chunks: Chunks) -> None:
+        if self._whole:
+            self._pages = self._pending
+        else:
+            self._seal()
+        chunks._whole = self._whole
+        chunks._pages, chunks._firsts, chunks._ends, chunks._sizes, chunks._times = (
+            self._pages,
+            self._firsts,
+            self._ends,
+            self._sizes,
+            self._times,
+        )
+        chunks._longest = self._longest
+        chunks._x = 0 if self._x is None else self._x
+
+    def build(self) -> Chunks:
+        chunks = Chunks.__new__(Chunks)
+        self.fill(chunks)
+        return chunks
 
 
 class Keep(Enum):
@@ -100,13 +285,14 @@ class Exchange:
         """How the exchange ended; ``outcome == "incomplete"`` when the tape holds no end for it."""
         if self.recorded_end is not None:
             return self.recorded_end
-        last = self.chunks[-1].t_ns if self.chunks else (self.response.t_ns if self.response else 0)
+        times = self.chunks.times
+        last = times[-1] if times else (self.response.t_ns if self.response else 0)
         return End(self.id, last, "incomplete", None, "the tape holds no end for this exchange")
 
     @property
     def body(self) -> bytes:
         """The response body as received: the chunks joined (still content-encoded, if it was)."""
-        return b"".join(c.data for c in self.chunks)
+        return self.chunks.joined()
 
     def replace(
         self,
@@ -121,7 +307,7 @@ class Exchange:
             self.id,
             self.request,
             self.response if response is None else response,
-            self.chunks if chunks is None else Chunks(chunks),
+            self.chunks if chunks is None else chunks if isinstance(chunks, Chunks) else Chunks(chunks),
             self.recorded_end if recorded_end is Keep.KEEP else recorded_end,
             self.gaps,
         )
@@ -188,14 +374,15 @@ class _ExchangeParts:
         self.segment, self.id, self.request = segment, request.x, request
         self.phase = advance(Phase.NEW, "request")
         self.response: Response | None = None
-        self.chunks: list[Chunk] = []
+        self.chunks = ChunksBuilder()
         self.end: End | None = None
         self.gaps: list[Gap] = []
 
     def last_ns(self) -> int:
         """The time of the latest record so far (from the request)."""
-        if self.chunks:
-            return self.chunks[-1].t_ns
+        last = self.chunks.last_ns
+        if last is not None:
+            return last
         return self.response.t_ns if self.response is not None else 0
 
     def build(self) -> Exchange:
@@ -204,7 +391,7 @@ class _ExchangeParts:
             self.id,
             self.request,
             self.response,
-            Chunks(self.chunks),
+            self.chunks.build(),
             self.end,
             tuple(self.gaps),
         )
@@ -267,7 +454,7 @@ class TapeBuilder:
         if type(record) is Chunk:  # the hot path: a chunk of an exchange that is streaming
             found = self._current.get(record.x)
             if found is not None and found.phase is Phase.STREAMING:
-                found.chunks.append(record)
+                found.chunks.add(record.x, record.t_ns, record.data)
                 return
         if isinstance(record, Header):
             self.segments.append(record)
@@ -292,7 +479,7 @@ class TapeBuilder:
         except LifecycleError as exc:
             return self._drop(index, f": exchange {found.id} {exc}")
         if isinstance(record, Chunk):
-            found.chunks.append(record)
+            found.chunks.add(record.x, record.t_ns, record.data)
         elif isinstance(record, Response):
             found.response = record
         elif isinstance(record, Gap):

@@ -53,6 +53,8 @@ CRITERIA = ("method", "scheme", "host", "port", "path", "query", "body", "header
 #: The default criteria (VCR.py's default plus the body; headers are opt-in).
 DEFAULT_CRITERIA = ("method", "scheme", "host", "port", "path", "query", "body")
 _URL_CRITERIA = ("method", "scheme", "host", "port", "path", "query")
+_URL_PARTS = frozenset(_URL_CRITERIA[1:])
+_NO_URL = urlsplit("")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -219,9 +221,14 @@ def differences(
     """
     match = match or Match()
     rec = exchange.request
-    a, b = urlsplit(request.url), urlsplit(rec.url)
+    on: Sequence[str] = match.on
+    if request.url == rec.url:  # the same string: every criterion read from the URL holds
+        on = [criterion for criterion in on if criterion not in _URL_PARTS]
+        a = b = _NO_URL
+    else:
+        a, b = urlsplit(request.url), urlsplit(rec.url)
     out: list[str] = []
-    for criterion in match.on:
+    for criterion in on:
         if out and first_only:
             return out
         if criterion == "method" and request.method != rec.method:
@@ -264,6 +271,8 @@ def _body_difference(
 ) -> str | None:
     """How the bodies differ (``"body differs"`` when no ``words`` are needed), or None when they match."""
     rec = exchange.request
+    if rec.body_size is None and request.body == rec.body:  # the same bytes: the same JSON, or no JSON
+        return None
     live_json = parse(request.body) if live_body is None else live_body
     rec_json = parse(rec.body) if recorded_body is None else recorded_body
     found: BodyDifference | None = None
@@ -339,7 +348,9 @@ class Matcher:
                 pending = [i for i in order if i not in self._served]
                 order = pending[:1] if pending else (range(0) if not self.allow_repeats else order)
             if isinstance(rule, Match):
-                live = parse(request.body) if "body" in rule.on else None
+                body = request.body
+                differ = "body" in rule.on and any(exchanges[i].request.body != body for i in order)
+                live = parse(body) if differ else None  # parsed once for every candidate, if needed
                 fitting = [
                     i
                     for i in order

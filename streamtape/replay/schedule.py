@@ -20,13 +20,11 @@ could not have received (an ``http_version`` that is not ASCII, a header outside
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..format.records import Chunk, Response
-from ..model import Exchange
+from ..format.records import Response
+from ..model import Chunks, Exchange
 
 StepKind = Literal["head", "chunk", "chunks", "error", "end"]
 TimeoutPhase = Literal["pool", "connect", "write", "read"]
@@ -88,6 +86,8 @@ def head_problem(response: Response) -> str | None:
     A client builds a response from bytes: the status an integer, the HTTP version ASCII, header names and
     values and the reason phrase latin-1 (a tape holds each byte as one code point).
     """
+    if _plain_head(response):
+        return None
     if not isinstance(response.status_code, int):
         return f"its status code {response.status_code!r} is not an integer"
     version: Any = response.http_version
@@ -108,6 +108,22 @@ def head_problem(response: Response) -> str | None:
     return None
 
 
+def _plain_head(response: Response) -> bool:
+    """The common case, checked in one go: well-typed, and every header and the reason latin-1."""
+    headers: Any = response.headers
+    try:
+        if type(response.status_code) is not int or type(response.http_version) is not str:
+            return False
+        if not response.http_version.isascii():
+            return False
+        if not all(type(pair) in (list, tuple) and len(pair) == 2 for pair in headers):
+            return False
+        "".join([response.reason, *(name + value for name, value in headers)]).encode("latin-1")
+    except (TypeError, AttributeError, UnicodeEncodeError):  # the slow path says which
+        return False
+    return True
+
+
 def _latin1(text: str) -> bool:
     try:
         text.encode("latin-1")
@@ -117,12 +133,11 @@ def _latin1(text: str) -> bool:
 
 
 def _any_wait_ends(
-    chunks: Sequence[Chunk], prev_ns: int, read_timeout: float | None, gap_cap: float, wait_cap: float
+    chunks: Chunks, prev_ns: int, read_timeout: float | None, gap_cap: float, wait_cap: float
 ) -> bool:
     """Whether the wait before any chunk ends a plan (past the read timeout or ``max_wait``): the longest
     one decides, since both tests grow with the wait."""
-    times = [c.t_ns for c in chunks]
-    longest = _seconds(max(0, max(map(operator.sub, times, [prev_ns, *times[:-1]]))))
+    longest = _seconds(max(0, chunks.times[0] - prev_ns, chunks.longest_wait_ns))
     return (read_timeout is not None and longest > read_timeout) or min(longest, gap_cap) > wait_cap
 
 
@@ -219,20 +234,21 @@ def plan(
         return steps
     steps.append(Step("head", at, response=response))
     chunks = exchange.chunks
+    times = chunks.times
     if (
-        chunks
+        times
         and math.isinf(speed)
         and not _any_wait_ends(chunks, prev_ns, timeouts["read"], gap_cap, wait_cap)
     ):
         # An instant replay whose waits all pass: one step for every chunk, not a step each.
-        steps.append(Step("chunks", clock, run=[c.data for c in chunks]))
-        prev_ns = chunks[-1].t_ns
+        steps.append(Step("chunks", clock, run=list(chunks.datas())))
+        prev_ns = times[-1]
     else:
-        for chunk in chunks:
-            at = advance(chunk.t_ns, "next chunk")
+        for t_ns, data in zip(times, chunks.datas(), strict=True):
+            at = advance(t_ns, "next chunk")
             if at is None:
                 return steps
-            steps.append(Step("chunk", at, data=chunk.data))
+            steps.append(Step("chunk", at, data=data))
     if end.outcome == "error":
         # The wait before a recorded error counts against the timeout too: a 90 s stall that ended in the
         # recording's own ReadTimeout raises at the replaying client's (shorter) timeout first.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from itertools import islice
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -116,15 +115,20 @@ class _ReplayShell:
     def _response(self, head: Step, steps: list[Step], request: Any, start: float) -> Any:
         response = head.response
         assert response is not None
-        return self._lib.Response(
-            response.status_code,
-            headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers],
-            stream=self._stream(self, steps, request, start),
-            extensions={
-                "http_version": response.http_version.encode("ascii"),
-                "reason_phrase": response.reason.encode("latin-1"),
-            },
-        )
+        stream = self._stream(self, steps, request, start)
+        extensions = {
+            "http_version": response.http_version.encode("ascii"),
+            "reason_phrase": response.reason.encode("latin-1"),
+        }
+        try:  # the client encodes str headers as ASCII, the common case
+            return self._lib.Response(
+                response.status_code, headers=response.headers, stream=stream, extensions=extensions
+            )
+        except UnicodeEncodeError:  # latin-1 beyond ASCII: as bytes, one byte per code point
+            headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers]
+            return self._lib.Response(
+                response.status_code, headers=headers, stream=stream, extensions=extensions
+            )
 
 
 class ReplayStream:
@@ -134,15 +138,15 @@ class ReplayStream:
         self._transport, self._steps, self._request, self._start = transport, steps, request, start
         self._closed = False
         self._next = 0
-        self._within = 0  # chunks of a "chunks" step already delivered
+        #: The position in a "chunks" step's run: a client may abandon an iteration and start another (an SDK
+        #: draining the rest), which goes on from the chunk after the last one delivered.
+        self._within: Iterator[bytes] | None = None
 
     def _run(self, run: list[bytes]) -> Iterator[bytes]:
-        """The chunks of an instant run, one by one. The position is kept as each chunk goes: a client may
-        abandon an iteration and start another (an SDK draining the rest), which goes on from there."""
-        for data in islice(run, self._within, None):
-            self._within += 1
-            yield data
-        self._within = 0
+        if self._within is None:
+            self._within = iter(run)
+        yield from self._within
+        self._within = None
         self._next += 1
 
     def __iter__(self) -> Iterator[bytes]:
@@ -150,10 +154,10 @@ class ReplayStream:
         while self._next < len(steps) and not self._closed:  # a second pass continues, as a socket would
             step = steps[self._next]
             if step.run is not None:  # an instant run (``_run``, inlined: the hot path at speed=inf)
-                for data in islice(step.run, self._within, None):
-                    self._within += 1
-                    yield data
-                self._within = 0
+                if self._within is None:
+                    self._within = iter(step.run)
+                yield from self._within
+                self._within = None
                 self._next += 1
                 continue
             self._next += 1
