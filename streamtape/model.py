@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from io import BytesIO
 from itertools import chain, repeat
 from os import PathLike
-from typing import overload
+from typing import Protocol, overload
 
 from .errors import CorruptTapeError
 from .format.lifecycle import LifecycleError, Phase, advance
@@ -242,6 +242,11 @@ class ChunksBuilder:
         return chunks
 
 
+def no_end(x: int, last_ns: int) -> End:
+    """What ``Exchange.end`` says of an exchange the tape holds no end for: "incomplete", at its last record."""
+    return End(x, last_ns, "incomplete", None, "the tape holds no end for this exchange")
+
+
 class Keep(Enum):
     """The default of ``Exchange.replace``'s ``recorded_end``: keep it (None means remove it)."""
 
@@ -286,8 +291,7 @@ class Exchange:
         if self.recorded_end is not None:
             return self.recorded_end
         times = self.chunks.times
-        last = times[-1] if times else (self.response.t_ns if self.response else 0)
-        return End(self.id, last, "incomplete", None, "the tape holds no end for this exchange")
+        return no_end(self.id, times[-1] if times else (self.response.t_ns if self.response else 0))
 
     @property
     def body(self) -> bytes:
@@ -365,7 +369,19 @@ class Tape:
         write_tape(path, self.records())
 
 
-class _ExchangeParts:
+class ChunkSink(Protocol):
+    """Where a ``TapeBuilder`` puts an exchange's chunks: a ``ChunksBuilder`` keeps them; a one-pass reader
+    (``analysis.outline``) diagnoses or counts them instead."""
+
+    def add(self, x: int, t_ns: int, data: bytes) -> None: ...
+
+    @property
+    def last_ns(self) -> int | None: ...
+
+    def build(self) -> Chunks: ...
+
+
+class ExchangeParts:
     """An exchange being assembled from its records, phase by phase."""
 
     __slots__ = ("chunks", "end", "gaps", "id", "phase", "request", "response", "segment")
@@ -374,7 +390,7 @@ class _ExchangeParts:
         self.segment, self.id, self.request = segment, request.x, request
         self.phase = advance(Phase.NEW, "request")
         self.response: Response | None = None
-        self.chunks = ChunksBuilder()
+        self.chunks: ChunkSink = ChunksBuilder()
         self.end: End | None = None
         self.gaps: list[Gap] = []
 
@@ -415,13 +431,17 @@ class TapeBuilder:
     end was in a missing frame) is dropped and counted (``dropped``) rather than an error.
     """
 
-    def __init__(self, *, path: str | None = None) -> None:
+    def __init__(
+        self, *, path: str | None = None, sink: Callable[[ExchangeParts], ChunkSink] | None = None
+    ) -> None:
+        """``sink`` makes where each exchange's chunks go (default: a ``ChunksBuilder``, which keeps them)."""
         self.path = path
+        self._sink = sink
         self.segments: list[Header] = []
         self.damage: list[str] = []
         self.dropped = 0
-        self._all: list[_ExchangeParts] = []
-        self._current: dict[int, _ExchangeParts] = {}
+        self._all: list[ExchangeParts] = []
+        self._current: dict[int, ExchangeParts] = {}
         self._index = 0
         self._lost = False  # records of this segment are missing: lifecycle breaks are damage, not errors
 
@@ -466,7 +486,9 @@ class TapeBuilder:
         if isinstance(record, Request):
             if record.x in self._current:
                 return self._drop(index, f": exchange {record.x} has two requests")
-            parts = _ExchangeParts(len(self.segments) - 1, record)
+            parts = ExchangeParts(len(self.segments) - 1, record)
+            if self._sink is not None:
+                parts.chunks = self._sink(parts)
             self._current[record.x] = parts
             self._all.append(parts)
             return
@@ -487,19 +509,23 @@ class TapeBuilder:
         else:
             found.end = record
 
-    def build(self) -> Tape:
+    def ordered(self) -> list[ExchangeParts]:
+        """The exchanges, numbered as ``Tape.exchanges`` numbers them (a ``CorruptTapeError`` without a header)."""
         if not self.segments:
             raise CorruptTapeError("the tape holds no header", path=self.path)
-        parts = sorted(self._all, key=lambda p: exchange_order(p.segment, p.request))
-        damage = list(self.damage)
-        if self.dropped:
-            damage.append(self.dropped_message())
+        return sorted(self._all, key=lambda p: exchange_order(p.segment, p.request))
+
+    def all_damage(self) -> list[str]:
+        return [*self.damage, self.dropped_message()] if self.dropped else list(self.damage)
+
+    def build(self) -> Tape:
+        parts = self.ordered()
         return Tape(
             self.segments[0],
             [p.build() for p in parts],
             path=self.path,
             segments=self.segments,
-            damage=damage,
+            damage=self.all_damage(),
         )
 
 

@@ -7,12 +7,12 @@ import sys
 
 import click
 
-from ..analysis.compare import compare as compare_exchanges
-from ..analysis.diagnose import diagnose as diagnose_exchange
+from ..analysis.compare import compare_diagnostics
+from ..analysis.diagnose import Diagnostics
+from ..analysis.outline import Outline
 from ..report.diagnosis import diagnosis_lines
 from ..report.player import play_exchange
-from ..storage.reader import open_tape
-from ._numbering import exchange_option, one, select
+from ._numbering import exchange_from_file, exchange_option, one, outline_file, select
 
 #: The exit status of a finding: exchanges differ, a verdict other than ``complete`` under ``--check``.
 FINDING = 1
@@ -38,6 +38,11 @@ max_gap_option = click.option(
 )
 
 
+def _diagnosis(outline: Outline) -> Diagnostics:
+    assert outline.diagnostics is not None  # outline_file(diagnose=True) diagnoses every exchange
+    return outline.diagnostics
+
+
 @click.command()
 @click.argument("tapes", nargs=-1, required=True, metavar="TAPE...", type=click.Path(dir_okay=False))
 @exchange_option("Only exchange number N (as numbered by `info`), in each tape.")
@@ -52,9 +57,10 @@ max_gap_option = click.option(
 )
 def diagnose(tapes: tuple[str, ...], exchange: int | None, as_json: bool, check: bool) -> None:
     """Diagnose the exchanges of each tape: verdict, timings, gaps, hazards, the text and tool calls."""
-    # Every tape is read before anything is printed: bad input gives one error line, not half an answer.
-    opened = [open_tape(path) for path in tapes]
-    runs = [(t, [(n, e, diagnose_exchange(e)) for n, e in select(t, exchange)]) for t in opened]
+    # Every tape is read (in one pass, holding no body) before anything is printed: bad input gives one
+    # error line, not half an answer.
+    opened = [outline_file(path, diagnose=True) for path in tapes]
+    runs = [(t, [(n, o, _diagnosis(o)) for n, o in select(t, exchange)]) for t in opened]
     if as_json:
         docs = [[d.as_dict() for _, _, d in results] for _, results in runs]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, ensure_ascii=False))
@@ -91,7 +97,10 @@ def compare(a: str, b: str, xa: int, xb: int) -> None:
     Exit status: 0 when they say the same, 1 when they differ (the first divergence is printed), 2 on bad
     input.
     """
-    result = compare_exchanges(one(open_tape(a), xa), one(open_tape(b), xb))
+    result = compare_diagnostics(
+        _diagnosis(one(outline_file(a, diagnose=True), xa)),
+        _diagnosis(one(outline_file(b, diagnose=True), xb)),
+    )
     if result.equal:
         d = result.a
         assert d is not None  # compare() always gives both diagnoses
@@ -117,4 +126,5 @@ def play(tape: str, exchange: int, speed: float, max_gap: float | None, raw: boo
     """
     if not speed > 0:
         raise click.BadParameter("must be > 0", param_hint="--speed")
-    play_exchange(one(open_tape(tape), exchange), speed=speed, max_gap=max_gap, raw=raw, out=sys.stdout)
+    played = exchange_from_file(tape, exchange)  # no other exchange's body is held
+    play_exchange(played, speed=speed, max_gap=max_gap, raw=raw, out=sys.stdout)

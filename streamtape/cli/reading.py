@@ -10,8 +10,8 @@ import click
 from ..format.jsonform import record_to_json
 from ..format.records import Header
 from ..report.summary import info_document, info_lines
-from ..storage.reader import iter_records, open_tape
-from ._numbering import exchange_option, locate, select
+from ..storage.reader import iter_records
+from ._numbering import exchange_option, locate, outline_file, select
 
 
 @click.command()
@@ -32,7 +32,7 @@ def info(tapes: tuple[str, ...], exchange: int | None, as_json: bool) -> None:
     blocks: list[list[str]] = []
     docs: list[object] = []
     for path in tapes:
-        tape = open_tape(path)
+        tape = outline_file(path)  # one pass, holding no body
         chosen = None if exchange is None else select(tape, exchange)
         if as_json:
             docs.append(info_document(tape, chosen))

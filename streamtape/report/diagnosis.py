@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 
 from ..analysis.diagnose import Diagnostics, Verdict
+from ..analysis.outline import Outline
 from ..model import Exchange
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -54,7 +55,7 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f} ms"
 
 
-def diagnosis_lines(n: int, exchange: Exchange, d: Diagnostics, colour: bool) -> list[str]:
+def diagnosis_lines(n: int, exchange: Exchange | Outline, d: Diagnostics, colour: bool) -> list[str]:
     """Exchange number ``n``'s diagnosis: verdict, provider, timing, chunks, gaps, hazards, text, tool calls."""
     verdict = d.verdict.upper()
     if colour:

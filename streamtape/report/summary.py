@@ -11,12 +11,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..analysis.outline import Outline, TapeOutline
 from ..format.jsonform import record_to_json, to_json
 from ..format.records import Header
 from ..model import Exchange, Tape
 
 #: Exchanges with the number ``info`` gives them: their index in ``Tape.exchanges``.
 Numbered = Sequence[tuple[int, Exchange]]
+#: The same for ``info``, which shows outlines too.
+Listed = Sequence[tuple[int, Exchange | Outline]]
+#: A tape in memory, or read in one pass (``analysis.outline``): ``info`` shows either the same way.
+AnyTape = Tape | TapeOutline
+
+
+def _numbered(tape: AnyTape) -> Listed:
+    exchanges: Sequence[Exchange | Outline] = tape.exchanges
+    return list(enumerate(exchanges))
 
 
 def ms(ns: int | None) -> str:
@@ -24,10 +34,11 @@ def ms(ns: int | None) -> str:
     return "-" if ns is None else f"{ns / 1e6:.1f}ms"
 
 
-def exchange_summary(exchange: Exchange) -> dict[str, Any]:
+def exchange_summary(exchange: Exchange | Outline) -> dict[str, Any]:
     """The facts ``info`` shows for one exchange (also its ``--json`` form)."""
+    if isinstance(exchange, Exchange):
+        exchange = Outline.of(exchange)
     end = exchange.end
-    chunks = exchange.chunks
     return {
         "segment": exchange.segment,
         "id": exchange.id,
@@ -37,9 +48,9 @@ def exchange_summary(exchange: Exchange) -> dict[str, Any]:
         "outcome": end.outcome,
         "error_type": end.error_type,
         "message": end.message,
-        "chunks": len(chunks),
-        "bytes": sum(len(c.data) for c in chunks),
-        "ttfb_ns": chunks[0].t_ns if chunks else None,
+        "chunks": exchange.chunks,
+        "bytes": exchange.bytes,
+        "ttfb_ns": exchange.first_chunk_ns,
         "duration_ns": end.t_ns,
         "lost_chunks": sum(g.records for g in exchange.gaps),
         "damaged": bool(exchange.gaps),
@@ -81,8 +92,8 @@ def provenance_text(header: Header) -> str:
     return ", then ".join(steps)
 
 
-def segment_exchanges(tape: Tape, segment: int) -> str:
-    held = [n for n, e in enumerate(tape.exchanges) if e.segment == segment]
+def segment_exchanges(tape: AnyTape, segment: int) -> str:
+    held = [n for n, e in _numbered(tape) if e.segment == segment]
     if not held:
         return "no exchanges"
     if len(held) == 1:
@@ -99,7 +110,7 @@ def _details(header: Header, indent: str) -> list[str]:
     return lines
 
 
-def header_lines(tape: Tape) -> list[str]:
+def header_lines(tape: AnyTape) -> list[str]:
     """The tape's path and header; with several segments, each one's format, meta and redaction."""
     lines = [f"tape      {tape.path}"]
     if len(tape.segments) <= 1:
@@ -115,7 +126,7 @@ def header_lines(tape: Tape) -> list[str]:
     return lines
 
 
-def exchange_line(n: int, exchange: Exchange) -> str:
+def exchange_line(n: int, exchange: Exchange | Outline) -> str:
     """One exchange as ``info`` lists it: number, method, URL, status, outcome, chunks, bytes, ttfb, duration."""
     s = exchange_summary(exchange)
     outcome = s["outcome"] + (f" ({s['error_type']})" if s["error_type"] else "")
@@ -130,16 +141,16 @@ def exchange_line(n: int, exchange: Exchange) -> str:
     )
 
 
-def info_lines(tape: Tape, exchanges: Numbered | None = None) -> list[str]:
+def info_lines(tape: AnyTape, exchanges: Listed | None = None) -> list[str]:
     """The human form of ``info``: the header, then a line per exchange (all, or the numbered ones given)."""
-    chosen = list(enumerate(tape.exchanges)) if exchanges is None else exchanges
+    chosen = _numbered(tape) if exchanges is None else exchanges
     shown = f"{len(tape.exchanges)}" if exchanges is None else f"{len(tape.exchanges)}, showing {len(chosen)}"
     return [*header_lines(tape), f"exchanges {shown}", *(exchange_line(n, e) for n, e in chosen)]
 
 
-def info_document(tape: Tape, exchanges: Numbered | None = None) -> dict[str, Any]:
+def info_document(tape: AnyTape, exchanges: Listed | None = None) -> dict[str, Any]:
     """The ``--json`` form of ``info``: the first header, every segment's, and a summary per exchange."""
-    chosen = list(enumerate(tape.exchanges)) if exchanges is None else exchanges
+    chosen = _numbered(tape) if exchanges is None else exchanges
     return {
         "path": tape.path,
         "header": record_to_json(tape.header),

@@ -102,6 +102,24 @@ def open_tape(
     >>> [(e.request.url, e.end.outcome) for e in tape.exchanges]
     """
     builder = TapeBuilder(path=os.fspath(path))
+    incomplete, problem = read_into(
+        builder, path, max_records=max_records, max_bytes=max_bytes, max_time_ns=max_time_ns
+    )
+    tape = builder.build()
+    tape.incomplete, tape.problem = incomplete, problem
+    return tape
+
+
+def read_into(
+    builder: TapeBuilder,
+    path: StrPath,
+    *,
+    max_records: int | None = MAX_HELD_RECORDS,
+    max_bytes: int | None = MAX_HELD_BYTES,
+    max_time_ns: int = MAX_TIME_NS,
+) -> tuple[bool, str | None]:
+    """Every record of the tape at ``path`` into ``builder`` (``open_tape``'s reading, for builders that keep
+    less); then whether the tape is incomplete, and how, in one line."""
     stream = RecordStream(
         os.fspath(path),
         max_records=max_records,
@@ -112,13 +130,11 @@ def open_tape(
     add = builder.add
     for record in stream:
         add(record)
-    tape = builder.build()
     incomplete, problem = stream.incomplete, stream.problem
     if builder.dropped:
         incomplete = True
         problem = f"{problem}; {builder.dropped_message()}" if problem else builder.dropped_message()
-    if any(e.recorded_end is None for e in tape.exchanges) and not incomplete:
+    if not incomplete and any(p.end is None for p in builder.ordered()):
         problem = "some exchanges have no end (the recorder stopped before they finished)"
         incomplete = True
-    tape.incomplete, tape.problem = incomplete, problem
-    return tape
+    return incomplete, problem
