@@ -106,14 +106,15 @@ def _inflater(response: Response | None, notes: list[str]) -> _Inflater | None:
 def decoded_chunks(exchange: Exchange, notes: list[str]) -> list[tuple[int, bytes]]:
     """The body's chunks, content-decoded when the response was gzip/deflate (times kept per chunk)."""
     inflate = _inflater(exchange.response, notes)
+    pairs = zip(exchange.chunks.times, exchange.chunks.datas(), strict=True)
     if inflate is None:
-        return [(c.t_ns, c.data) for c in exchange.chunks]
+        return list(pairs)
     out = []
-    for chunk in exchange.chunks:
-        data = inflate(chunk.data)
-        if data is None:
+    for t_ns, data in pairs:
+        decoded = inflate(data)
+        if decoded is None:
             break
-        out.append((chunk.t_ns, data))
+        out.append((t_ns, decoded))
     return out
 
 
@@ -276,8 +277,8 @@ def diagnose(exchange: Exchange) -> Diagnostics:
     for gap in exchange.gaps:
         diagnoser.gap(gap)
     chunk = diagnoser.chunk
-    for c in exchange.chunks:
-        chunk(c.t_ns, c.data)
+    for t_ns, data in zip(exchange.chunks.times, exchange.chunks.datas(), strict=True):
+        chunk(t_ns, data)
     return diagnoser.finish(exchange.end)
 
 
