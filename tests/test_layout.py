@@ -15,6 +15,8 @@ SANS_IO = [
     *sorted((PACKAGE / "analysis").rglob("*.py")),
     *sorted((PACKAGE / "faults").rglob("*.py")),
     *sorted((PACKAGE / "scrub").rglob("*.py")),
+    PACKAGE / "fleet" / "rows.py",
+    PACKAGE / "fleet" / "manifest.py",
 ]
 FORBIDDEN = ("httpx", "httpx2", "anyio", "asyncio", "socket", "subprocess")
 FORBIDDEN_INSIDE = ("storage", "transports", "cli", "record.pipeline", "record.registry", "emulator")

@@ -2,7 +2,7 @@
 
 A shell over the library: each verb is a few lines around a library call and a view from
 ``streamtape.report``; the verbs live in one module per group (``reading``: info, cat; ``export``: export; ``report``: report; ``analysis``:
-diagnose, compare, play; ``writing``: compact, fault; ``scrub``: scan, redact; ``serving``: serve, proxy; ``demo``).
+diagnose, compare, play; ``writing``: compact, fault; ``scrub``: scan, redact; ``serving``: serve, proxy; ``fleet``: upload, index; ``demo``).
 
 Exit status, for every verb: 0 success; 1 a finding (``compare`` differs, ``diagnose --check`` sees a
 verdict other than ``complete``, ``scan`` finds a secret); 2 bad input or usage (click's own convention
@@ -22,6 +22,7 @@ from ..errors import TapeError
 from .analysis import compare, diagnose, play
 from .demo import demo
 from .export import export
+from .fleet import index, upload
 from .reading import cat, info
 from .report import report
 from .scrub import redact, scan
@@ -83,6 +84,8 @@ for _command in (
     report,
     serve,
     proxy,
+    upload,
+    index,
     demo,
 ):
     main.add_command(_command)
