@@ -1,10 +1,11 @@
-"""Diagnose throughput: MB/s of a large OpenAI stream tape, against the OpenAI SDK decoding the same bytes.
+"""Diagnose throughput: MB/s of large provider stream tapes, against each SDK decoding the same bytes.
 
-The tape: 20,000 chat-completion events from the emulator's generator (realistic chunks with obfuscation),
-as recorded network reads (some events split across reads). Timed in this process, interleaved rounds,
-medians:
+The tapes: 20,000 OpenAI chat-completion events, 20,000 Responses API events and 50,000 Anthropic events
+(about 6 MB each) from the emulator's generators (realistic events with obfuscation), as recorded network
+reads (every third event split across two reads). Timed in this process, interleaved rounds, medians:
 
 - SDK SSE: ``openai._streaming.SSEDecoder().iter_bytes()`` over the same chunks (the SDK's own decoder);
+  for Anthropic, ``anthropic._streaming.SSEDecoder``;
 - SDK SSE + JSON: the same, plus ``sse.json()`` per event, the least the SDK does before building objects;
 - SDK stream: ``client.chat.completions.create(stream=True)`` over an httpx2 transport that serves the
   same chunks from memory: the SDK's whole decoding path, objects included (one request's overhead too);
@@ -16,8 +17,10 @@ medians:
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
+from collections.abc import Callable, Iterator
 
 import httpx2
 import openai
@@ -25,8 +28,7 @@ from anthropic._streaming import SSEDecoder as AnthropicDecoder
 from openai._streaming import SSEDecoder as OpenAIDecoder
 
 import streamtape
-from streamtape.emulator import Scenario, anthropic_messages
-from streamtape.emulator.openai_chat import stream_events
+from streamtape.emulator import Scenario, anthropic_messages, openai_chat, openai_responses
 from streamtape.format.records import Chunk, End, Request, Response
 from streamtape.model import Exchange
 
@@ -37,24 +39,34 @@ class _Chunks(httpx2.SyncByteStream):
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         yield from self.chunks
 
 
+#: provider -> (URL, request body, event generator)
+PROVIDERS = {
+    "openai": (
+        "https://api.openai.com/v1/chat/completions",
+        {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        openai_chat.stream_events,
+    ),
+    "responses": (
+        "https://api.openai.com/v1/responses",
+        {"model": "gpt-4o", "stream": True, "input": "hi"},
+        openai_responses.stream_events,
+    ),
+    "anthropic": (
+        "https://api.anthropic.com/v1/messages",
+        {"model": "claude-sonnet-4-5", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        anthropic_messages.stream_events,
+    ),
+}
+
+
 def build_exchange(events: int, provider: str = "openai") -> Exchange:
-    if provider == "anthropic":
-        request_body = (
-            b'{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"hi"}]}'
-        )
-        url = "https://api.anthropic.com/v1/messages"
-        raw = anthropic_messages.stream_events(
-            Scenario(events=events, unicode=True), {"model": "claude-sonnet-4-5", "stream": True}
-        )
-    else:
-        request_body = b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}'
-        url = "https://api.openai.com/v1/chat/completions"
-        raw = stream_events(Scenario(events=events, unicode=True), {"model": "gpt-4o", "stream": True})
-    request = Request(1, 0, "POST", url, [], request_body)
+    url, body, generate = PROVIDERS[provider]
+    request = Request(1, 0, "POST", url, [], json.dumps(body, separators=(",", ":")).encode())
+    raw = generate(Scenario(events=events, unicode=True), body)
     chunks, pending = [], b""
     for i, event in enumerate(raw):  # every third event arrives split across two reads
         if i % 3 == 0:
@@ -69,6 +81,26 @@ def build_exchange(events: int, provider: str = "openai") -> Exchange:
     records = [Chunk(1, 2_000 + i * 10_000_000, d) for i, d in enumerate(chunks)]
     head = Response(1, 1_000, 200, "HTTP/1.1", [("content-type", "text/event-stream")])
     return Exchange(0, 1, request, head, records, End(1, records[-1].t_ns + 1, "complete"))
+
+
+def race(contenders: dict[str, Callable[[], int]], megabytes: float) -> tuple[dict[str, float], int]:
+    """Each contender's median MB/s over interleaved rounds, and the event count they all agree on."""
+    runs: dict[str, list[float]] = {name: [] for name in contenders}
+    counts = {}
+    for _ in range(ROUNDS):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            counts[name] = fn()
+            runs[name].append(megabytes / (time.perf_counter() - start))
+    assert len(set(counts.values())) == 1, counts  # all saw the same events
+    return {name: statistics.median(values) for name, values in runs.items()}, counts[next(iter(counts))]
+
+
+def table(rates: dict[str, float], ours: str) -> None:
+    print("| decoder | MB/s | streamtape diagnose is ... faster |")
+    print("|---|---|---|")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:.1f} | {rates[ours] / rate:.2f}x |")
 
 
 def main() -> None:
@@ -105,62 +137,39 @@ def main() -> None:
     def ours() -> int:
         return streamtape.diagnose(exchange).events
 
-    contenders = (
-        ("SDK SSE", sdk_sse),
-        ("SDK SSE + JSON", sdk_sse_json),
-        ("SDK stream", sdk_stream),
-        ("streamtape diagnose", ours),
+    rates, events = race(
+        {
+            "SDK SSE": sdk_sse,
+            "SDK SSE + JSON": sdk_sse_json,
+            "SDK stream": sdk_stream,
+            "streamtape diagnose": ours,
+        },
+        megabytes,
     )
-    runs: dict[str, list[float]] = {name: [] for name, _ in contenders}
-    counts = {}
-    for _ in range(ROUNDS):
-        for name, fn in contenders:
-            start = time.perf_counter()
-            counts[name] = fn()
-            runs[name].append(megabytes / (time.perf_counter() - start))
-    assert len(set(counts.values())) == 1, counts  # all saw the same events
-    print(
-        f"{len(exchange.chunks)} chunks, {megabytes:.1f} MB, {counts['SDK SSE']} events; medians of {ROUNDS} rounds"
-    )
-    print("| decoder | MB/s | streamtape diagnose is ... faster |")
-    print("|---|---|---|")
-    ours_rate = statistics.median(runs["streamtape diagnose"])
-    for name, values in runs.items():
-        rate = statistics.median(values)
-        print(f"| {name} | {rate:.1f} | {ours_rate / rate:.2f}x |")
-    anthropic_rows()
+    print(f"{len(exchange.chunks)} chunks, {megabytes:.1f} MB, {events} events; medians of {ROUNDS} rounds")
+    table(rates, "streamtape diagnose")
+    sdk_rows("Responses API", build_exchange(20_000, "responses"), "OpenAI SDK SSE", OpenAIDecoder)
+    sdk_rows("Anthropic", build_exchange(50_000, "anthropic"), "Anthropic SDK SSE", AnthropicDecoder)
 
 
-def anthropic_rows() -> None:
-    """The same comparison on an Anthropic stream of similar size (``event:`` + ``data:`` events) against the
-    Anthropic SDK's ``SSEDecoder``, timed in this run like the rows above."""
-    exchange = build_exchange(50_000, "anthropic")
+def sdk_rows(
+    title: str, exchange: Exchange, sdk: str, decoder: type[OpenAIDecoder | AnthropicDecoder]
+) -> None:
+    """The same comparison on another provider's stream (``event:`` + ``data:`` events) of similar size,
+    against its SDK's ``SSEDecoder``, timed in this run like the rows above."""
     data = [c.data for c in exchange.chunks]
     megabytes = sum(map(len, data)) / 1e6
 
     def sdk_sse() -> int:
-        return sum(1 for _ in AnthropicDecoder().iter_bytes(iter(data)))
+        return sum(1 for _ in decoder().iter_bytes(iter(data)))
 
     def ours() -> int:
         return streamtape.diagnose(exchange).events
 
-    runs: dict[str, list[float]] = {"Anthropic SDK SSE": [], "streamtape diagnose (Anthropic)": []}
-    counts = {}
-    for _ in range(ROUNDS):
-        for name, fn in zip(runs, (sdk_sse, ours), strict=True):
-            start = time.perf_counter()
-            counts[name] = fn()
-            runs[name].append(megabytes / (time.perf_counter() - start))
-    assert len(set(counts.values())) == 1, counts
-    print(
-        f"\nAnthropic: {len(exchange.chunks)} chunks, {megabytes:.1f} MB, {counts['Anthropic SDK SSE']} events"
-    )
-    print("| decoder | MB/s | streamtape diagnose is ... faster |")
-    print("|---|---|---|")
-    ours_rate = statistics.median(runs["streamtape diagnose (Anthropic)"])
-    for name, values in runs.items():
-        rate = statistics.median(values)
-        print(f"| {name} | {rate:.1f} | {ours_rate / rate:.2f}x |")
+    ours_name = f"streamtape diagnose ({title})"
+    rates, events = race({sdk: sdk_sse, ours_name: ours}, megabytes)
+    print(f"\n{title}: {len(exchange.chunks)} chunks, {megabytes:.1f} MB, {events} events")
+    table(rates, ours_name)
 
 
 if __name__ == "__main__":

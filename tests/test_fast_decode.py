@@ -1,9 +1,14 @@
-"""The fast path (``analysis/fastpath.py``) gives exactly what the full SSE decoder and dict assemblers give."""
+"""The fast path (``analysis/fastpath.py``) gives exactly what the full SSE decoder and dict assemblers give,
+wherever its windows fall, and holds a bounded part of the body however long the stream."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -15,6 +20,9 @@ from hypothesis import strategies as st
 import streamtape
 from streamtape import faults
 from streamtape.analysis import fastpath, sse
+from streamtape.analysis.diagnose import decoded_chunks
+from streamtape.analysis.providers import Assembly, assemble_events, detect
+from streamtape.analysis.providers.assembly import JOIN_EVERY, Pieces
 from streamtape.emulator import Scenario, anthropic_messages, openai_chat, openai_responses
 from streamtape.emulator.wire import pieces
 from streamtape.format.records import Chunk, End, Request, Response
@@ -32,25 +40,64 @@ GENERATORS = {
     "anthropic": anthropic_messages.stream_events,
 }
 REQUEST: dict[str, Any] = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+#: Window sizes that put window ends everywhere: inside "data: ", inside "\n\n", inside a character.
+SMALL_WINDOWS = (1, 2, 3, 5, 8, 13, 64)
 
 
-def _full_scan(chunks: list[tuple[int, bytes]]) -> fastpath.Scan:
-    events, hazards = sse.decode(chunks)
-    return fastpath.Scan([], events, hazards, 0)
+class FullScanner:
+    """The reference ``BodyScanner``: the whole body through ``sse.decode``, ``detect`` and the dict
+    assemblers (``feed`` only)."""
+
+    def __init__(self, url: str, request_body: bytes, content_type: str) -> None:
+        self.args = url, request_body, content_type
+        self.chunks: list[tuple[int, bytes]] = []
+
+    def feed(self, t_ns: int, data: bytes) -> None:
+        self.chunks.append((t_ns, data))
+
+    def finish(self) -> tuple[Assembly, list[str]]:
+        events, hazards = sse.decode(self.chunks)
+        url, request_body, content_type = self.args
+        provider = detect(url, request_body, content_type, events[: fastpath.SNIFF])
+        return assemble_events(provider, events), hazards.as_list()
 
 
-def full_diagnose(exchange: Exchange) -> dict[str, Any]:
-    """``diagnose`` with the full decoder and the dict assemblers only."""
-    with mock.patch.object(fastpath, "scan", _full_scan):
+@contextmanager
+def scanner(factory: Any) -> Iterator[None]:
+    with mock.patch.object(fastpath, "BodyScanner", factory):
+        yield
+
+
+def diagnosed(exchange: Exchange, factory: Any = None) -> dict[str, Any]:
+    if factory is None:
+        return dataclasses.asdict(streamtape.diagnose(exchange))
+    with scanner(factory):
         return dataclasses.asdict(streamtape.diagnose(exchange))
 
 
-def assert_same(exchange: Exchange) -> fastpath.Scan:
-    """Fast and full agree on the Diagnostics, the events and the hazards; the scan, for more checks."""
-    assert dataclasses.asdict(streamtape.diagnose(exchange)) == full_diagnose(exchange)
-    chunks = [(c.t_ns, c.data) for c in exchange.chunks]
-    assert fastpath.decode(chunks) == sse.decode(chunks)
-    return fastpath.scan(chunks)
+def scan(exchange: Exchange, window: int = fastpath.WINDOW) -> fastpath.BodyScanner:
+    """A finished ``BodyScanner`` over the exchange's (content-decoded) body."""
+    found = fastpath.BodyScanner(
+        exchange.request.url, exchange.request.body, "text/event-stream", window=window
+    )
+    for t_ns, data in decoded_chunks(exchange, []):
+        found.feed(t_ns, data)
+    found.finish()
+    return found
+
+
+def assert_same(exchange: Exchange, windows: tuple[int, ...] = SMALL_WINDOWS) -> fastpath.BodyScanner:
+    """Fast and full agree on the Diagnostics, the events and the hazards, with the default window and with
+    each of ``windows``; the default scanner, for more checks."""
+    expected = diagnosed(exchange, FullScanner)
+    assert diagnosed(exchange) == expected
+    chunks = decoded_chunks(exchange, [])
+    reference = sse.decode(chunks)
+    assert fastpath.decode(chunks) == reference
+    for window in windows:
+        assert fastpath.decode(chunks, window=window) == reference, window
+        assert diagnosed(exchange, partial(fastpath.BodyScanner, window=window)) == expected, window
+    return scan(exchange)
 
 
 def exchange_of(url: str, chunks: list[bytes], outcome: str = "complete") -> Exchange:
@@ -73,8 +120,10 @@ def emulated(provider: str, **knobs: Any) -> Exchange:
 
 # -- every tape and vector we have --------------------------------------------------------------------
 
+SAMPLES = sorted((ROOT / "samples").glob("*.tape"))
 
-@pytest.mark.parametrize("path", sorted((ROOT / "samples").glob("*.tape")), ids=lambda p: p.name)
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
 def test_samples_diagnose_the_same(path: Path) -> None:
     for exchange in streamtape.open_tape(path).exchanges:
         assert_same(exchange)
@@ -95,6 +144,15 @@ def _readable_vectors() -> list[Path]:
 def test_spec_vectors_diagnose_the_same(path: Path) -> None:
     for exchange in streamtape.open_tape(path).exchanges:
         assert_same(exchange)
+
+
+@pytest.mark.parametrize("path", [p for p in SAMPLES if "complete" in p.name or "tool" in p.name], ids=str)
+def test_the_fault_matrix_of_the_samples_diagnoses_the_same(path: Path) -> None:
+    """Re-chunkings down to single bytes, cuts after and inside every event (the variants the peer SSE
+    readers are checked against in test_faults_clients)."""
+    for variant in faults.matrix(streamtape.open_tape(path)):
+        for exchange in variant.tape.exchanges:
+            assert_same(exchange, windows=(1, 13))
 
 
 KNOBS: list[dict[str, Any]] = [
@@ -118,12 +176,50 @@ KNOBS: list[dict[str, Any]] = [
 )
 def test_emulator_streams_diagnose_the_same_on_the_fast_path(provider: str, knobs: dict[str, Any]) -> None:
     found = assert_same(emulated(provider, **knobs))
-    assert found.handover is None and found.raw  # all of it went the fast way
+    assert found.handover is None  # all of it went the fast way
+    for window in SMALL_WINDOWS:
+        assert scan(emulated(provider, **knobs), window).handover is None
 
 
 def test_the_fast_path_sees_split_events_and_split_characters() -> None:
     found = assert_same(emulated("chat", split_utf8=True, split=2))
     assert found.hazards.split_events and found.hazards.split_utf8
+
+
+# -- the peer SSE cases: the WHATWG rules, every rechunking ----------------------------------------------
+
+PEER = (  # as in test_analysis: a BOM, comments, CRLF and lone CR, multi-line data, id and retry
+    b"\xef\xbb\xbf: a comment\r\n"
+    b"event: greeting\r\ndata: caf\xc3\xa9\r\ndata:second line\r\nid: 7\r\nretry: 1500\r\n\r\n"
+    b'data: {"x": 1}\n\n'
+    b"data: lone cr\rdata: same event\r\r"
+    b"event: empty-data-is-not-dispatched\n\n"
+    b"data:  two spaces\nid: bad\x00id\n\n"
+)
+CLEAN_THEN_PEER = b'data: {"a": 1}\n\nevent: e\ndata: caf\xc3\xa9\n\n' + PEER[3:]
+
+
+@pytest.mark.parametrize("body", [PEER, CLEAN_THEN_PEER], ids=["peer", "clean-then-peer"])
+def test_the_peer_stream_decodes_the_same_at_every_cut_and_window(body: bytes) -> None:
+    for cut in range(len(body) + 1):
+        chunks = [(1, body[:cut]), (2, body[cut:])]
+        reference = sse.decode(chunks)
+        for window in (1, 4, 16, 64, fastpath.WINDOW):
+            assert fastpath.decode(chunks, window=window) == reference, (cut, window)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.sampled_from([PEER, CLEAN_THEN_PEER]),
+    cuts=st.lists(st.integers(min_value=0, max_value=len(CLEAN_THEN_PEER)), max_size=25),
+    window=st.integers(min_value=1, max_value=64),
+)
+def test_the_peer_stream_decodes_the_same_for_every_rechunking(
+    body: bytes, cuts: list[int], window: int
+) -> None:
+    points = sorted({min(c, len(body)) for c in cuts})
+    chunks = [(i, body[a:b]) for i, (a, b) in enumerate(zip([0, *points], [*points, len(body)], strict=True))]
+    assert fastpath.decode(chunks, window=window) == sse.decode(chunks)
 
 
 # -- what makes it fall back ----------------------------------------------------------------------------
@@ -137,13 +233,17 @@ FALLBACKS = {
     "lone cr": [BASE[0], BASE[1].replace(b"\n", b"\r")],
     "comment": [BASE[0], b": keep-alive\n\n", BASE[1]],
     "bom": [b"\xef\xbb\xbf" + BASE[0], BASE[1]],
+    "split bom": [b"\xef", b"\xbb", b"\xbf" + BASE[0], BASE[1]],
     "id": [BASE[0], b"id: 7\n" + BASE[1]],
     "retry": [BASE[0], b"retry: 100\n" + BASE[1]],
     "multi-line data": [BASE[0], b'data: {"choices":\ndata: []}\n\n', BASE[1]],
     "invalid utf-8": [BASE[0], b'data: {"choices":[{"delta":{"content":"\xff"}}]}\n\n', BASE[1]],
     "invalid utf-8 in a skipped field": [BASE[0], b'data: {"x":"\xc3","choices":[]}\n\n', BASE[1]],
+    "invalid utf-8 in a name": [BASE[0], b"event: \xc3\ndata: {}\n\n", BASE[1]],
     "unterminated": [BASE[0], BASE[1][:-1]],
     "extra blank line": [BASE[0], b"\n", BASE[1]],
+    "no space after the colon": [BASE[0], b"data:{}\n\n", BASE[1]],
+    "a field without a value": [BASE[0], b"event\ndata: {}\n\n", BASE[1]],
 }
 
 
@@ -151,6 +251,21 @@ FALLBACKS = {
 def test_each_fallback_is_taken_and_gives_the_full_result(name: str) -> None:
     found = assert_same(exchange_of(URLS["chat"], FALLBACKS[name], "incomplete"))
     assert found.handover is not None  # the full decoder took over
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FALLBACKS if "bom" not in n))
+def test_each_fallback_after_a_long_clean_stretch_gives_the_full_result(name: str) -> None:
+    """Windows of clean events before the oddity: the handover happens in a later window, mid-stream."""
+    clean = [BASE[i % 2] for i in range(8000)]
+    exchange = exchange_of(URLS["chat"], [*clean, *FALLBACKS[name][1:]], "incomplete")
+    found = assert_same(exchange, windows=(64,))
+    assert found.handover is not None and found.handover >= sum(map(len, clean))
+
+
+def test_mixed_shapes_in_one_window_stay_on_the_fast_path() -> None:
+    events = [BASE[0], b'event: message\ndata: {"choices":[]}\n\n', b"event: \ndata: {}\n\n", BASE[1]] * 50
+    found = assert_same(exchange_of(URLS["chat"], [*events, b"data: [DONE]\n\n"]))
+    assert found.handover is None
 
 
 @pytest.mark.parametrize(
@@ -168,7 +283,7 @@ def test_each_fallback_is_taken_and_gives_the_full_result(name: str) -> None:
     ],
 )
 def test_typed_json_falls_back_to_the_dict_path(data: bytes) -> None:
-    chunks = [BASE[0], b"data: " + data + b"\n\n", BASE[1], b"data: [DONE]\n\n"]
+    chunks = [BASE[0], b"data: " + data + b"\n\n", BASE[1], b"data: [DONE]\n\n", BASE[0]]
     assert_same(exchange_of(URLS["chat"], chunks))
 
 
@@ -178,6 +293,15 @@ def test_typed_json_falls_back_to_the_dict_path(data: bytes) -> None:
         ("anthropic", b'event: content_block_delta\ndata: {"type":"content_block_delta","index":true}\n\n'),
         ("anthropic", b'event: content_block_delta\ndata: {"type":"ping","index":0}\n\n'),
         ("anthropic", b'event: content_block_delta\ndata: {"index":0,"delta":{"type":"text_delta"}}\n\n'),
+        ("anthropic", b'event: content_block_delta\ndata: {"index":0,"delta":null}\n\n'),
+        (
+            "anthropic",
+            b'event: content_block_delta\ndata: {"index":0,"delta":{"type":"signature_delta"}}\n\n',
+        ),
+        (
+            "anthropic",
+            b'event: content_block_delta\ndata: {"index":0,"delta":{"type":"thinking_delta","thinking":"x"}}\n\n',
+        ),
         (
             "anthropic",
             b'event: content_block_delta\ndata: {"index":9,"delta":{"type":"input_json_delta","partial_json":"{"}}\n\n',
@@ -189,6 +313,11 @@ def test_typed_json_falls_back_to_the_dict_path(data: bytes) -> None:
         ("responses", b'event: response.output_text.delta\ndata: {"item_id":"nope","delta":"x"}\n\n'),
         (
             "responses",
+            b'event: response.output_text.delta\ndata: {"type":"response.created","delta":"x"}\n\n',
+        ),
+        ("responses", b'event: response.refusal.delta\ndata: {"output_index":0,"delta":""}\n\n'),
+        (
+            "responses",
             b'event: response.function_call_arguments.delta\ndata: {"output_index":5,"delta":"{"}\n\n',
         ),
     ],
@@ -198,7 +327,7 @@ def test_odd_named_events_give_the_full_result(provider: str, event: bytes) -> N
     assert_same(exchange_of(URLS[provider], [*events[:4], event, *events[4:]]))
 
 
-# -- any rechunking, any line-end or field oddity ---------------------------------------------------------
+# -- any rechunking, any line-end or field oddity, any window ----------------------------------------------
 
 TEMPLATE = streamtape.open_tape(ROOT / "samples" / "openai-complete.tape")
 ODDITIES = [
@@ -210,6 +339,8 @@ ODDITIES = [
     b"id: 3\n",
     b"retry: 9\n",
     b"\n",
+    b"\xff",
+    b"\xc3",
 ]
 
 
@@ -220,9 +351,15 @@ ODDITIES = [
     sizes=st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=40),
     inserts=st.lists(st.tuples(st.integers(min_value=0), st.sampled_from(ODDITIES)), max_size=3),
     crlf=st.booleans(),
+    window=st.one_of(st.integers(min_value=1, max_value=64), st.just(fastpath.WINDOW)),
 )
 def test_random_rechunkings_and_oddities_diagnose_the_same(
-    provider: str, knobs: dict[str, Any], sizes: list[int], inserts: list[tuple[int, bytes]], crlf: bool
+    provider: str,
+    knobs: dict[str, Any],
+    sizes: list[int],
+    inserts: list[tuple[int, bytes]],
+    crlf: bool,
+    window: int,
 ) -> None:
     body = b"".join(GENERATORS[provider](Scenario(**knobs), REQUEST))
     if crlf:
@@ -235,4 +372,92 @@ def test_random_rechunkings_and_oddities_diagnose_the_same(
     if total <= len(body):
         tape = dataclasses.replace(TEMPLATE, exchanges=[exchange])
         exchange = faults.rechunk(tape, sizes=sizes).exchanges[0]
-    assert_same(exchange)
+    assert_same(exchange, windows=(window,))
+
+
+# -- memory: bounded by the window and the longest event, never by the body --------------------------------
+
+
+def _chat_body(events: int) -> Iterator[bytes]:
+    """A long chat stream's events, one 1-3 event read at a time, some events split across reads."""
+    pending = b""
+    for i in range(events):
+        event = b'data: {"choices":[{"index":0,"delta":{"content":"%d "}}],"obfuscation":"%s"}\n\n' % (
+            i,
+            b"x" * (i % 200),
+        )
+        if i % 3 == 0:
+            pending += event[:40]
+            yield pending
+            pending = event[40:]
+        elif i % 3 == 1:
+            pending += event
+        else:
+            yield pending + event
+            pending = b""
+    yield pending + b"data: [DONE]\n\n"
+
+
+def test_a_long_stream_is_read_in_bounded_memory() -> None:
+    window = 64 << 10
+    found = fastpath.BodyScanner(URLS["chat"], b"", "text/event-stream", window=window)
+    fed = held = 0
+    for i, data in enumerate(_chat_body(250_000)):  # about 40 MB
+        found.feed(i, data)
+        fed += len(data)
+        held = max(held, found.held)
+        assert len(found._datas) == len(found._times) and not found._head
+    assembly, hazards = found.finish()
+    assert fed > 35_000_000 and assembly.terminal and assembly.events == 250_001
+    assert found.handover is None and hazards == ["83334 events split across chunks"]
+    assert held < window + 1000  # the window, and one read past it
+
+
+def test_diagnose_memory_grows_with_the_text_not_the_body() -> None:
+    """tracemalloc's peak while a BodyScanner reads 40 MB: the assembled text (joined as it grows, not a
+    str object a piece) and a few windows, not the body (the whole-body scan peaked at several times it)."""
+    found = fastpath.BodyScanner(URLS["chat"], b"", "text/event-stream")
+    tracemalloc.start()
+    try:
+        fed = 0
+        for i, data in enumerate(_chat_body(250_000)):
+            found.feed(i, data)
+            fed += len(data)
+        assembly, _ = found.finish()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    text = len(assembly.text)
+    assert fed > 35_000_000 and 1_500_000 < text < 2_000_000
+    assert peak < 2 * text + 4 * fastpath.WINDOW, (peak, text, fed)
+
+
+def test_one_event_longer_than_the_window_is_read_in_linear_time_and_memory() -> None:
+    data = b"x" * 3_000_000
+    found = fastpath.BodyScanner(URLS["chat"], b"", "text/event-stream", window=1024)
+    for i in range(0, len(data), 1000):
+        found.feed(i, (b"data: " if i == 0 else b"") + data[i : i + 1000])
+        assert found.held < 2.1 * max(i, 1024) + 2000
+        assert found._threshold <= 2 * found._pending + 1024
+    found.feed(len(data), b"\n\n")
+    assembly, hazards = found.finish()
+    assert assembly.events == 1 and hazards == ["1 event split across chunks"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["add", "append", "compact", "text"]), st.text(max_size=3)), max_size=3000
+    )
+)
+def test_pieces_join_in_place_to_the_same_text(steps: list[tuple[str, str]]) -> None:
+    pieces, expected = Pieces(), []
+    for step, piece in steps:
+        if step in ("add", "append"):
+            getattr(pieces, step)(piece)
+            expected.append(piece)
+        else:
+            getattr(pieces, step)()
+        if step == "add":
+            assert len(pieces) < JOIN_EVERY
+    assert pieces.text() == "".join(expected) and len(pieces) <= 1

@@ -44,7 +44,18 @@ __all__ = [
 
 
 class Assembler(Protocol):
+    """``feed`` events, ``result()`` at any point.
+
+    ``feed_raw`` is the fast path's (``analysis.fastpath``): the same as ``feed`` for the events from
+    ``start`` on, given as parallel lists of names and raw UTF-8 data, and ``time(i)`` for event ``i``'s
+    time (looked up on demand), up to the first one it leaves to ``feed``, whose index it returns
+    (``len(datas)`` when it applied them all).
+    """
+
     def feed(self, event: Any) -> None: ...
+    def feed_raw(
+        self, names: list[str], datas: list[bytes], time: Callable[[int], int], start: int
+    ) -> int: ...
     def result(self) -> Assembly: ...
 
 
@@ -56,6 +67,10 @@ class _Counter:
 
     def feed(self, event: Any) -> None:
         self._b.events += 1
+
+    def feed_raw(self, names: list[str], datas: list[bytes], time: Callable[[int], int], start: int) -> int:
+        self._b.events += len(datas) - start
+        return len(datas)
 
     def result(self) -> Assembly:
         return self._b.result()

@@ -19,13 +19,14 @@ arguments are its ``input`` re-serialised compactly (``{}`` for no arguments).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
 from . import _json as j
-from .assembly import ANTHROPIC, Assembly, Builder, CallBuffer, ToolCall
+from .assembly import ANTHROPIC, JOIN_EVERY, Assembly, Builder, CallBuffer, Pieces, ToolCall
 
 _TOOL_BLOCKS = ("tool_use", "server_tool_use")
 # delta type -> (the block kind it belongs to, the field holding its piece)
@@ -36,28 +37,36 @@ _DELTAS = {
 }
 
 
-# A content_block_delta's fields, typed as the happy path has them: a value of another type fails the decode
-# and the event goes through the dict path, which handles (and reports) it.
-class _TypedDelta(msgspec.Struct):
-    type: str | None = None
-    text: str | None = None
-    thinking: str | None = None
-    partial_json: str | None = None
+# A content_block_delta as the happy path has it, tagged by its types (checked without building strings):
+# another type, a missing field or a value of another type fails the decode and the event goes through the
+# dict path, which handles (and reports) it. gc=False: JSON values hold no cycles.
+class _TextDelta(msgspec.Struct, tag_field="type", tag="text_delta", gc=False):
+    kind: ClassVar[str] = "text"
+    piece: str = msgspec.field(name="text")
 
 
-class _TypedBlockDelta(msgspec.Struct):
-    type: str | None = None
-    index: int | None = None
-    delta: _TypedDelta | None = None
+class _ThinkingDelta(msgspec.Struct, tag_field="type", tag="thinking_delta", gc=False):
+    kind: ClassVar[str] = "thinking"
+    piece: str = msgspec.field(name="thinking")
 
 
-_decode_block_delta = msgspec.json.Decoder(_TypedBlockDelta).decode
+class _JsonDelta(msgspec.Struct, tag_field="type", tag="input_json_delta", gc=False):
+    kind: ClassVar[str] = "tool"
+    piece: str = msgspec.field(name="partial_json")
+
+
+class _BlockDelta(msgspec.Struct, tag_field="type", tag="content_block_delta", gc=False):
+    index: int
+    delta: _TextDelta | _ThinkingDelta | _JsonDelta
+
+
+_decode_block_delta = msgspec.json.Decoder(_BlockDelta).decode
 
 
 @dataclass
 class _Block:
     kind: str  # text, thinking, tool, or the block type of anything else
-    pieces: list[str] = field(default_factory=list)
+    pieces: Pieces = field(default_factory=Pieces)
     call: CallBuffer | None = None
     start_input: Any = None
 
@@ -86,25 +95,40 @@ class MessagesAssembler:
         if self._event(kind, body):
             b.content(getattr(event, "t_ns", 0))
 
-    def feed_raw(self, event: str, data: bytes, t_ns: int) -> bool:
-        """``feed`` for a ``content_block_delta``'s raw data, decoded into typed structs; False (nothing
-        done) for other events and for data that is not a well-typed delta: then use ``feed``."""
-        if event != "content_block_delta":
-            return False
-        try:
-            body = _decode_block_delta(data)
-        except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
-            return False
-        if (body.type or event) != "content_block_delta":
-            return False
-        self._b.events += 1
-        delta = body.delta
-        delta_type = (delta.type or "") if delta is not None else ""
-        spec = _DELTAS.get(delta_type)
-        piece = getattr(delta, spec[1]) if spec is not None and delta is not None else None
-        if self._apply_delta(body.index, delta is not None, delta_type, piece):
-            self._b.content(t_ns)
-        return True
+    def feed_raw(self, names: list[str], datas: list[bytes], time: Callable[[int], int], start: int) -> int:
+        """``feed`` for events ``start:`` given as raw data, the text, thinking and tool-input deltas decoded
+        into typed structs, up to the first other event, or one for a block that did not start as its kind:
+        its index, for ``feed`` (``len(datas)`` when all were applied). The fast path's hot loop."""
+        b, blocks, decode = self._b, self._blocks, _decode_block_delta
+        content = 0
+        first = b.first_token_t_ns
+        stop = len(datas)
+        for i in range(start, stop):
+            if names[i] != "content_block_delta":
+                stop = i
+                break
+            try:
+                body = decode(datas[i])
+            except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+                stop = i
+                break
+            delta, block = body.delta, blocks.get(body.index)
+            if block is None or block.kind != delta.kind:
+                stop = i  # feed reports it as a problem
+                break
+            piece = delta.piece
+            pieces = block.call.pieces if block.call is not None else block.pieces
+            pieces.append(piece)
+            if len(pieces) >= JOIN_EVERY:
+                pieces.text()
+            if piece or block.call is not None:
+                content += 1
+                if first is None:
+                    first = time(i)
+        b.events += stop - start
+        b.content_events += content
+        b.first_token_t_ns = first
+        return stop
 
     def _event(self, kind: str, body: dict[str, Any]) -> bool:
         """Apply one event; whether it carried content."""
@@ -146,7 +170,7 @@ class MessagesAssembler:
             self._blocks[index] = _Block("tool", call=call, start_input=block.get("input"))
             return True
         initial = j.text(block, block_type) if block_type in ("text", "thinking") else None
-        self._blocks[index] = _Block(block_type, [initial] if initial else [])
+        self._blocks[index] = _Block(block_type, Pieces([initial] if initial else []))
         return bool(initial)
 
     def _delta(self, body: dict[str, Any]) -> bool:
@@ -175,7 +199,7 @@ class MessagesAssembler:
         if block.kind != kind:
             b.problem(f"event {b.events}: {delta_type} for a {block.kind} block (ignored)")
             return False
-        (block.call.pieces if block.call is not None else block.pieces).append(piece)
+        (block.call.pieces if block.call is not None else block.pieces).add(piece)
         return kind == "tool" or piece != ""
 
     def result(self) -> Assembly:
@@ -189,8 +213,8 @@ class MessagesAssembler:
                 arguments = _dumps(block.start_input)  # input given whole at the start, never streamed
             calls.append(ToolCall(len(calls), block.call.id, block.call.name, arguments))
         return self._b.result(
-            text="".join("".join(block.pieces) for block in ordered if block.kind == "text"),
-            thinking="".join("".join(block.pieces) for block in ordered if block.kind == "thinking"),
+            text="".join([block.pieces.text() for block in ordered if block.kind == "text"]),
+            thinking="".join([block.pieces.text() for block in ordered if block.kind == "thinking"]),
             tool_calls=calls,
         )
 

@@ -178,20 +178,55 @@ class Builder:
         )
 
 
+#: How many pieces a ``Pieces`` gathers before it joins them.
+JOIN_EVERY = 1024
+
+
+class Pieces(list[str]):
+    """Text assembled from many small pieces (a token or so each), held as one string and the pieces that
+    came since it last grew. Why: a str object a piece costs ~50 bytes besides its characters, so a long
+    stream's pieces would cost many times its text; joined, the text costs its characters (about once: it
+    grows in place, and ``text()`` does not copy it again). The hot loops call the list's own ``append``
+    and join when there are ``JOIN_EVERY`` pieces (``compact()``, or after a batch); elsewhere ``add``."""
+
+    __slots__ = ()
+
+    def add(self, piece: str) -> None:
+        """Append ``piece``, joining the pieces once there are many."""
+        self.append(piece)
+        if len(self) >= JOIN_EVERY:
+            self.text()
+
+    def compact(self) -> None:
+        """Join the pieces if there are many."""
+        if len(self) >= JOIN_EVERY:
+            self.text()
+
+    def text(self) -> str:
+        """The whole text: the pieces joined, in place (pieces added later are joined to it)."""
+        if len(self) > 1:
+            text = self[0]
+            self[0] = ""  # ``text`` is then its only reference, and CPython grows it in place
+            text += "".join(self[1:])
+            del self[1:]
+            self[0] = text
+        return self[0] if self else ""
+
+
 @dataclass
 class CallBuffer:
-    """A tool call being assembled: the header fields, and the argument fragments joined at the end."""
+    """A tool call being assembled: the header fields, and the argument fragments."""
 
     id: str = ""
     name: str = ""
-    pieces: list[str] = field(default_factory=list)
+    pieces: Pieces = field(default_factory=Pieces)
 
     @property
     def arguments(self) -> str:
-        return "".join(self.pieces)
+        return self.pieces.text()
 
     def replace(self, arguments: str) -> bool:
         """Set the arguments to a final value; whether it differed from the fragments."""
         differed = arguments != self.arguments
-        self.pieces = [arguments]
+        self.pieces = Pieces([arguments])
         return differed

@@ -17,30 +17,32 @@ OpenAI-compatible servers (DeepSeek, vLLM, OpenRouter) send, are assembled as ``
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import msgspec
 
 from . import _json as j
-from .assembly import OPENAI_CHAT, Assembly, Builder, CallBuffer, ToolCall
+from .assembly import OPENAI_CHAT, Assembly, Builder, CallBuffer, Pieces, ToolCall
 
 _DONE = "[DONE]"
 
 
 # The fields the assembler reads, typed as the happy path has them: a value of another type fails the
-# decode and the event goes through the dict path, which handles (and reports) it. Fewer objects, no dicts.
-class _Function(msgspec.Struct):
+# decode and the event goes through the dict path, which handles (and reports) it. Fewer objects, no dicts;
+# gc=False: JSON values hold no cycles, and untracked objects cost the collector nothing.
+class _Function(msgspec.Struct, gc=False):
     name: str | None = None
     arguments: str | None = None
 
 
-class _ToolPiece(msgspec.Struct):
+class _ToolPiece(msgspec.Struct, gc=False):
     index: int
     id: str | None = None
     function: _Function | None = None
 
 
-class _Delta(msgspec.Struct):
+class _Delta(msgspec.Struct, gc=False):
     content: str | None = None
     refusal: str | None = None
     reasoning_content: str | None = None
@@ -48,20 +50,26 @@ class _Delta(msgspec.Struct):
     tool_calls: list[_ToolPiece] | None = None
 
 
-class _Choice(msgspec.Struct):
+class _Choice(msgspec.Struct, gc=False):
     index: int = 0
     finish_reason: str | None = None
     delta: _Delta | None = None
 
 
-class _Chunk(msgspec.Struct):
-    model: str | None = None
+class _Chunk(msgspec.Struct, gc=False):
     usage: dict[str, Any] | None = None
     choices: list[_Choice] | None = None
     error: Any = None
 
 
+class _FirstChunk(_Chunk, gc=False):
+    """A chunk with its model, read until the model is known (not decoding it after saves a string)."""
+
+    model: str | None = None
+
+
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_decode_first_chunk = msgspec.json.Decoder(_FirstChunk).decode
 
 
 class ChatAssembler:
@@ -69,9 +77,9 @@ class ChatAssembler:
 
     def __init__(self) -> None:
         self._b = Builder(OPENAI_CHAT)
-        self._text: list[str] = []
-        self._refusal: list[str] = []
-        self._thinking: list[str] = []
+        self._text = Pieces()
+        self._refusal = Pieces()
+        self._thinking = Pieces()
         self._calls: dict[int, CallBuffer] = {}
         self._after_done = 0
 
@@ -97,48 +105,69 @@ class ChatAssembler:
         if self._chunk(chunk):
             b.content(getattr(event, "t_ns", 0))
 
-    def feed_raw(self, event: str, data: bytes, t_ns: int) -> bool:
-        """``feed`` for an event's raw data, decoded into typed structs; False (nothing done) when the
-        data is not a well-typed chunk, or is ``[DONE]``, or comes after it: then use ``feed``."""
+    def feed_raw(self, names: list[str], datas: list[bytes], time: Callable[[int], int], start: int) -> int:
+        """``feed`` for events ``start:`` given as raw data (names unused), decoded into typed structs,
+        up to the first that is not a well-typed chunk, or is ``[DONE]``, or comes after it: its index,
+        for ``feed`` (``len(datas)`` when all were applied). The fast path's hot loop."""
         b = self._b
-        if b.terminal or data.startswith(b"[DONE]"):
-            return False
-        try:
-            chunk = _decode_chunk(data)
-        except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
-            return False
-        b.events += 1
-        if chunk.error:
-            b.error(*j.error_kind_and_message(chunk.error))
-            return True
-        b.set_model(chunk.model)
-        if chunk.usage is not None:
-            b.usage = chunk.usage
-        carried = False
-        for choice in chunk.choices or ():
-            if choice.index != 0:
+        if b.terminal:
+            return start
+        decode, decode_first = _decode_chunk, _decode_first_chunk
+        text, refusal, thinking = self._text.append, self._refusal.append, self._thinking.append
+        content = 0
+        first = b.first_token_t_ns
+        stop = len(datas)
+        for i in range(start, stop):
+            try:  # [DONE] is not a JSON object either
+                chunk = decode(datas[i]) if b.model is not None else decode_first(datas[i])
+            except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+                stop = i
+                break
+            if chunk.error:
+                b.error(*j.error_kind_and_message(chunk.error))
                 continue
-            if choice.finish_reason:
-                b.finish_reason = choice.finish_reason
-            delta = choice.delta
-            if delta is not None:
-                carried |= self._typed_delta(delta)
-        if carried:
-            b.content(t_ns)
-        return True
+            if b.model is None:
+                b.set_model(cast("_FirstChunk", chunk).model)
+            if chunk.usage is not None:
+                b.usage = chunk.usage
+            carried = False
+            for choice in chunk.choices or ():
+                if choice.index != 0:
+                    continue
+                if choice.finish_reason:
+                    b.finish_reason = choice.finish_reason
+                delta = choice.delta
+                if delta is None:
+                    continue
+                if delta.content:
+                    text(delta.content)
+                    carried = True
+                if delta.refusal:
+                    refusal(delta.refusal)
+                    carried = True
+                if delta.reasoning_content:
+                    thinking(delta.reasoning_content)
+                    carried = True
+                if delta.reasoning:
+                    thinking(delta.reasoning)
+                    carried = True
+                if delta.tool_calls:
+                    self._typed_tools(delta.tool_calls)
+                    carried = True
+            if carried:
+                content += 1
+                if first is None:
+                    first = time(i)
+        b.events += stop - start
+        b.content_events += content
+        b.first_token_t_ns = first
+        self._text.compact()
+        self._refusal.compact()
+        self._thinking.compact()
+        return stop
 
-    def _typed_delta(self, delta: _Delta) -> bool:
-        carried = False
-        for value, parts in (
-            (delta.content, self._text),
-            (delta.refusal, self._refusal),
-            (delta.reasoning_content, self._thinking),
-            (delta.reasoning, self._thinking),
-        ):
-            if value:
-                parts.append(value)
-                carried = True
-        for piece in delta.tool_calls or ():
+    def _typed_tools(self, pieces: list[_ToolPiece]) -> None:
+        for piece in pieces:
             call = self._calls.setdefault(piece.index, CallBuffer())
             if piece.id and not call.id:
                 call.id = piece.id
@@ -147,9 +176,7 @@ class ChatAssembler:
                 if function.name and not call.name:
                     call.name = function.name
                 if function.arguments:
-                    call.pieces.append(function.arguments)
-            carried = True
-        return carried
+                    call.pieces.add(function.arguments)
 
     def _chunk(self, chunk: dict[str, Any]) -> bool:
         """Apply one chunk; whether it carried content."""
@@ -194,7 +221,7 @@ class ChatAssembler:
             value = delta.get(key)
             if isinstance(value, str):
                 if value:
-                    parts.append(value)
+                    parts.add(value)
                     carried = True
             elif value is not None and key in ("content", "refusal"):
                 self._b.problem(f"event {self._b.events}: delta.{key} is not a string")
@@ -222,7 +249,7 @@ class ChatAssembler:
             call.name = name
         arguments = j.text(function, "arguments")
         if arguments:
-            call.pieces.append(arguments)
+            call.pieces.add(arguments)
         return True
 
     def result(self) -> Assembly:
@@ -232,9 +259,9 @@ class ChatAssembler:
         ]
         return self._b.result(
             notes=notes,
-            text="".join(self._text),
-            refusal="".join(self._refusal),
-            thinking="".join(self._thinking),
+            text=self._text.text(),
+            refusal=self._refusal.text(),
+            thinking=self._thinking.text(),
             tool_calls=tool_calls,
         )
 

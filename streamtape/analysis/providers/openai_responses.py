@@ -20,12 +20,13 @@ is its ``call_id``, the id a ``function_call_output`` refers to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from . import _json as j
-from .assembly import OPENAI_RESPONSES, Assembly, Builder, CallBuffer, ToolCall
+from .assembly import JOIN_EVERY, OPENAI_RESPONSES, Assembly, Builder, CallBuffer, Pieces, ToolCall
 
 _TERMINAL = {
     "response.completed": "completed",
@@ -54,7 +55,7 @@ _HOT = frozenset([*_DELTAS, _ARGUMENTS_DELTA])
 
 # A delta event's fields, typed as the happy path has them: a value of another type fails the decode and
 # the event goes through the dict path, which handles (and reports) it.
-class _TypedDelta(msgspec.Struct):
+class _TypedDelta(msgspec.Struct, gc=False):
     type: str | None = None
     output_index: int | None = None
     item_id: str | None = None
@@ -72,7 +73,7 @@ class ResponsesAssembler:
     def __init__(self) -> None:
         self._b = Builder(OPENAI_RESPONSES)
         # (which, output_index, part index) -> pieces; which is text / refusal / thinking / summary
-        self._parts: dict[tuple[str, int, int], list[str]] = {}
+        self._parts: dict[tuple[str, int, int], Pieces] = {}
         self._calls: dict[int, CallBuffer] = {}
         self._item_index: dict[str, int] = {}
 
@@ -90,44 +91,70 @@ class ResponsesAssembler:
         if self._event(kind, body):
             b.content(getattr(event, "t_ns", 0))
 
-    def feed_raw(self, event: str, data: bytes, t_ns: int) -> bool:
-        """``feed`` for a delta event's raw data, decoded into a typed struct; False (nothing done) for
-        other events and for data that is not a well-typed delta: then use ``feed``."""
-        if event not in _HOT:
-            return False
-        try:
-            body = _decode_delta(data)
-        except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
-            return False
-        kind = body.type or event
-        if kind not in _HOT:
-            return False
-        self._b.events += 1
-        where = body.output_index
-        if where is None:
-            where = self._item_index.get(body.item_id or "")
-        if kind == _ARGUMENTS_DELTA:
-            carried = self._arguments_delta(kind, body.delta, where)
-        else:
-            part = body.summary_index if _DELTAS[kind][2] == "summary_index" else body.content_index
-            carried = self._text_delta(kind, body.delta, where, part)
-        if carried:
-            self._b.content(t_ns)
-        return True
+    def feed_raw(self, names: list[str], datas: list[bytes], time: Callable[[int], int], start: int) -> int:
+        """``feed`` for events ``start:`` given as raw data, the delta events decoded into a typed struct,
+        up to the first other event, or one that is not a well-typed delta with its output index: its
+        index, for ``feed`` (``len(datas)`` when all were applied). The fast path's hot loop."""
+        b, parts, calls, item_index = self._b, self._parts, self._calls, self._item_index
+        decode = _decode_delta
+        content = 0
+        first = b.first_token_t_ns
+        stop = len(datas)
+        for i in range(start, stop):
+            if names[i] not in _HOT:
+                stop = i
+                break
+            try:
+                body = decode(datas[i])
+            except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+                stop = i
+                break
+            kind, piece, where = body.type or names[i], body.delta, body.output_index
+            if where is None:
+                where = item_index.get(body.item_id or "")
+            if piece is None or where is None or kind not in _HOT:
+                stop = i  # not a delta after all, or one feed reports as a problem
+                break
+            if kind == _ARGUMENTS_DELTA:
+                call = calls.get(where)
+                if call is None:
+                    stop = i
+                    break
+                pieces = call.pieces
+            else:
+                which, _, part_field = _DELTAS[kind]
+                part = body.summary_index if part_field == "summary_index" else body.content_index
+                key = (which, where, part or 0)
+                found = parts.get(key)
+                if found is None:
+                    found = parts[key] = Pieces()
+                pieces = found
+            pieces.append(piece)
+            if len(pieces) >= JOIN_EVERY:
+                pieces.text()
+            if not piece and kind != _ARGUMENTS_DELTA:
+                continue  # an empty text delta carries no content (an empty arguments delta does)
+            content += 1
+            if first is None:
+                first = time(i)
+        b.events += stop - start
+        b.content_events += content
+        b.first_token_t_ns = first
+        return stop
 
     def _text_delta(self, kind: str, piece: str | None, where: int | None, part: int | None) -> bool:
         which, field, _ = _DELTAS[kind]
         if piece is None or where is None:
             self._b.problem(f"event {self._b.events}: {kind} without a string {field} or an output index")
             return False
-        self._parts.setdefault((which, where, part or 0), []).append(piece)
+        self._parts.setdefault((which, where, part or 0), Pieces()).add(piece)
         return piece != ""
 
     def _arguments_delta(self, kind: str, piece: str | None, where: int | None) -> bool:
         if piece is None or where is None:
             self._b.problem(f"event {self._b.events}: {kind} without a string delta or an output index")
             return False
-        self._call(where).pieces.append(piece)
+        self._call(where).pieces.add(piece)
         return True
 
     def _event(self, kind: str, body: dict[str, Any]) -> bool:
@@ -141,12 +168,13 @@ class ResponsesAssembler:
             final, where = j.text(body, field), self._where(body)
             if final is not None and where is not None:
                 key = (which, where, j.integer(body, part) or 0)
-                if "".join(self._parts.get(key, [])) != final:
+                current = self._parts.get(key)
+                if (current.text() if current is not None else "") != final:
                     if key in self._parts:
                         b.problem(
                             f"event {b.events}: {kind} differs from its deltas (the .done text is kept)"
                         )
-                    self._parts[key] = [final]
+                    self._parts[key] = Pieces([final])
             return False
         if kind == _ARGUMENTS_DELTA:
             return self._arguments_delta(kind, j.text(body, "delta"), self._where(body))
@@ -227,7 +255,7 @@ class ResponsesAssembler:
     def result(self) -> Assembly:
         texts: dict[str, list[str]] = {"text": [], "refusal": [], "thinking": [], "summary": []}
         for (which, _, _), pieces in sorted(self._parts.items(), key=lambda kv: kv[0][1:]):
-            texts[which].extend(pieces)
+            texts[which].append(pieces.text())
         calls = [
             ToolCall(n, call.id, call.name, call.arguments)
             for n, (_, call) in enumerate(sorted(self._calls.items()))
