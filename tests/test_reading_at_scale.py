@@ -10,6 +10,7 @@ import gc
 import itertools
 import json
 import tracemalloc
+from array import array
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 import streamtape
 import streamtape.model as model
+from streamtape.analysis.diagnose import _gaps_ms
 from streamtape.analysis.outline import Outline
 from streamtape.cli import main
 from streamtape.cli._numbering import exchange_from_file, outline_file
@@ -174,3 +176,22 @@ def test_the_cli_reads_in_one_pass_and_says_the_same(tmp_path: Path) -> None:
     assert diagnosed[0] == streamtape.diagnose(tape.exchanges[0]).as_dict()
     played = runner.invoke(main, ["play", "--speed", "inf", str(path)])
     assert played.exit_code == 0 and played.output == f"{diagnosed[0]['text']}\n[complete]\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    waits=st.lists(
+        st.one_of(
+            st.integers(-5000, 5000),
+            st.integers(0, 2**56),
+            st.integers(0, 10**7).map(lambda k: k * 1000 + 500),  # exact halves: round-half-even's case
+        ),
+        max_size=200,
+    )
+)
+def test_the_integer_gap_rounding_is_rounds_own(waits: list[int]) -> None:
+    """The C-level gaps equal ``round(ns / 1e6, 3)`` chunk by chunk, -0.0 and halves included."""
+    times = list(itertools.accumulate(waits))
+    expected = [round((b - a) / 1e6, 3) for a, b in zip([0, *times], times, strict=False)]
+    got = _gaps_ms(array("q", times))
+    assert json.dumps(list(got)) == json.dumps(expected)

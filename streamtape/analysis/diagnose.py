@@ -11,8 +11,8 @@ from __future__ import annotations
 import zlib
 from array import array
 from dataclasses import asdict, dataclass, field
-from itertools import chain, repeat
-from operator import sub, truediv
+from itertools import chain, compress, count, repeat
+from operator import add, eq, floordiv, gt, mod, or_, sub, truediv
 from typing import Any, Literal
 
 from ..format.records import End, Gap, Request, Response
@@ -69,6 +69,26 @@ def _ms(ns: int) -> float:
 def _percentile(ordered: list[float], q: float) -> float:
     """The ``q`` quantile of already sorted values (sorted once for both percentiles)."""
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _gaps_ms(times: array[int]) -> array[float]:
+    """Each chunk's wait in ms (``_ms``: since the chunk before, the first since the request), by C-level
+    integer steps: ``round(ns / 1e6, 3)`` per chunk was a tenth of a diagnosis. Integer rounding of the
+    nanoseconds to microseconds is ``round``'s own except at an exact half (``500`` ns), for waits beyond a
+    float's exact integers, and for negative ones (a hostile tape's; ``round`` keeps -0.0): those go
+    through ``_ms``."""
+    waits = array("q", map(sub, times, chain((0,), times)))
+    gaps = array("d", map(truediv, map(floordiv, map(add, waits, repeat(500)), repeat(1000)), repeat(1000)))
+    ties = map(eq, map(mod, waits, repeat(1000)), repeat(500))
+    half = _EXACT_NS // 2
+    outside = map(gt, map(abs, map(sub, waits, repeat(half))), repeat(half))  # not in [0, _EXACT_NS]
+    for i in compress(count(), map(or_, ties, outside)):
+        gaps[i] = _ms(waits[i])
+    return gaps
+
+
+#: Past this many nanoseconds a wait's integer rounding could differ from ``round(ns / 1e6, 3)``.
+_EXACT_NS = 1 << 50
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str:
@@ -201,8 +221,7 @@ class Diagnoser:
         notes = self.notes
         assembly, hazards, streamed = self._assemble()
         times = self.times
-        waits = map(sub, times, chain((0,), times))  # each chunk's wait: since the one before, or the request
-        gaps = array("d", map(round, map(truediv, waits, repeat(1e6)), repeat(3)))  # _ms, inlined
+        gaps = _gaps_ms(times)
         errors = list(assembly.errors)
         status = self.response.status_code if self.response else None
         if status is not None and status >= 400:
