@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from bisect import bisect_right
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from itertools import chain, compress, count, repeat
+from itertools import accumulate, chain, compress, count, repeat
 from operator import add, eq, floordiv, gt, mod, or_, sub, truediv
 from typing import Any, Literal
 
@@ -66,9 +68,19 @@ def _ms(ns: int) -> float:
     return round(ns / 1e6, 3)
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    """The ``q`` quantile of already sorted values (sorted once for both percentiles)."""
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+class _Ranks:
+    """Values by rank without a sorted list of them all: each distinct value once, with how many times it
+    occurs. A long stream's gaps repeat (to the microsecond), so this holds far fewer objects than chunks."""
+
+    def __init__(self, values: array[float]) -> None:
+        counts = Counter(values)
+        self.values = sorted(counts)
+        self.ends = list(accumulate(map(counts.__getitem__, self.values)))  # ranks up to each value
+        self.n = len(values)
+
+    def quantile(self, q: float) -> float:
+        """The value at rank ``int(q * n)`` (the last for q = 1), as indexing the sorted values gives it."""
+        return self.values[bisect_right(self.ends, min(self.n - 1, int(q * self.n)))]
 
 
 def _gaps_ms(times: array[int]) -> array[float]:
@@ -248,8 +260,8 @@ class Diagnoser:
                 notes.append(
                     "the tape holds no end for this exchange: the recording stopped while it was open"
                 )
-        ordered = sorted(gaps)
-        gap_max = ordered[-1] if gaps else None
+        ranks = _Ranks(gaps)
+        gap_max = ranks.values[-1] if gaps else None
         at = gaps.index(gap_max) if gaps and gap_max is not None else None
         return Diagnostics(
             verdict=verdict,
@@ -266,8 +278,8 @@ class Diagnoser:
             finish_reason=assembly.finish_reason,
             errors=errors,
             chunk_gaps_ms=gaps,
-            gap_p50_ms=_percentile(ordered, 0.5) if gaps else None,
-            gap_p95_ms=_percentile(ordered, 0.95) if gaps else None,
+            gap_p50_ms=ranks.quantile(0.5) if gaps else None,
+            gap_p95_ms=ranks.quantile(0.95) if gaps else None,
             gap_max_ms=gap_max,
             gap_max_at_chunk=at,
             gap_max_at_ms=_ms(times[at]) if at is not None else None,
