@@ -202,6 +202,9 @@ class ChunksBuilder:
     def last_ns(self) -> int | None:
         return self._times[-1] if self._times else None
 
+    def ended(self, parts: ExchangeParts) -> None:
+        pass
+
     def __len__(self) -> int:
         return len(self._times)
 
@@ -375,6 +378,9 @@ class ChunkSink(Protocol):
 
     def add(self, x: int, t_ns: int, data: bytes) -> None: ...
 
+    def ended(self, parts: ExchangeParts) -> None:
+        """The exchange's end record arrived: no more chunks (a diagnosis can finish and let go)."""
+
     @property
     def last_ns(self) -> int | None: ...
 
@@ -508,6 +514,7 @@ class TapeBuilder:
             found.gaps.append(record)
         else:
             found.end = record
+            found.chunks.ended(found)
 
     def ordered(self) -> list[ExchangeParts]:
         """The exchanges, numbered as ``Tape.exchanges`` numbers them (a ``CorruptTapeError`` without a header)."""

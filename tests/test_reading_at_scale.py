@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 import streamtape
 import streamtape.model as model
@@ -67,14 +68,17 @@ def test_chunks_of_several_exchange_ids_keep_each_id() -> None:
     assert list(Chunks(chunks)) == chunks and Chunks(chunks)[1].x == 2
 
 
-def _long_stream_tape(path: Path, chunks: int, size: int) -> Tape:
-    """One streamed exchange of ``chunks`` SSE events of ``size`` bytes each: an OpenAI chat stream."""
+def _long_stream_tape(path: Path, chunks: int, size: int, text: int | None = None) -> Tape:
+    """One streamed exchange of ``chunks`` SSE events of about ``size`` bytes each: an OpenAI chat stream,
+    each delta ``text`` characters (by default nearly all of the event), padded as OpenAI pads events."""
     request = Request(0, 0, "POST", "https://api.openai.com/v1/chat/completions", [], b'{"stream": true}')
     head = Response(0, 1_000_000, 200, "HTTP/1.1", [("content-type", "text/event-stream")], "OK")
-    filler = "x" * max(1, size - 120)
+    filler = "x" * (max(1, size - 120) if text is None else text - 1)
+    padding = "p" * max(0, size - 120 - len(filler))
     pieces = []
     for i in range(chunks - 1):
-        delta = json.dumps({"choices": [{"index": 0, "delta": {"content": f"{i % 10}{filler}"}}]})
+        delta = {"index": 0, "delta": {"content": f"{i % 10}{filler}"}}
+        delta = json.dumps({"choices": [delta], "obfuscation": padding} if padding else {"choices": [delta]})
         pieces.append(Chunk(0, 2_000_000 + i * 1000, f"data: {delta}\n\n".encode()))
     done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     pieces.append(
@@ -137,6 +141,42 @@ def test_diagnosing_in_one_pass_holds_the_text_not_the_body(tmp_path: Path) -> N
     # the text is held about twice while being joined; the rest must not grow with the body
     assert peak <= 2 * text + 24 * 60_000 + 8 * 1024 * 1024, f"peak {peak:,} for a body of {body:,}"
     assert peak < body, f"peak {peak:,} for a body of {body:,}"
+
+
+def test_a_tape_of_many_exchanges_is_diagnosed_one_exchange_at_a_time(tmp_path: Path) -> None:
+    """Each exchange is diagnosed when its end record arrives and its body let go: 300 exchanges of 60 KB
+    (a few characters of text an event, the rest JSON and padding) are read at a peak near their text, not
+    near the 18 MB of bodies they hold together."""
+    one = _long_stream_tape(tmp_path / "one.tape", 300, 200, text=4).exchanges[0]
+    exchanges = [
+        Exchange(
+            0,
+            x,
+            replace(one.request, x=x, t_ns=x * 10**9),
+            replace(one.response, x=x),
+            Chunks(Chunk(x, c.t_ns, c.data) for c in one.chunks),
+            replace(one.end, x=x),
+        )
+        for x in range(300)
+    ]
+    path = tmp_path / "many.tape"
+    Tape(Header("streamtape", (1, 1), "test", 1_700_000_000 * 10**9), exchanges).save(path)
+    body = 300 * one.chunks.nbytes
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        outline = outline_file(str(path), diagnose=True)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    found = [o.diagnostics for o in outline.exchanges if o.diagnostics is not None]
+    assert [d.verdict for d in found] == ["complete"] * 300
+    assert sum(d.total_content_length for d in found) == 300 * 299 * 4
+    # the reader's buffers, an outline and a diagnosis an exchange, the text: not the bodies
+    text = sum(d.total_content_length for d in found)
+    bound = (1 << 20) + 300 * 6 * 1024 + 2 * text
+    assert bound < body / 3 and peak < bound, f"peak {peak:,} for {body:,} bytes of bodies"
 
 
 @pytest.mark.parametrize("path", TAPES, ids=lambda p: p.name)

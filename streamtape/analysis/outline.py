@@ -87,6 +87,9 @@ class _Counting:
     def build(self) -> Chunks:
         return Chunks()
 
+    def ended(self, parts: ExchangeParts) -> None:
+        pass
+
     @classmethod
     def of(cls, exchange: Exchange) -> _Counting:
         counted = cls()
@@ -100,12 +103,13 @@ class _Counting:
 class _Diagnosing(_Counting):
     """A chunk sink that diagnoses the exchange as its chunks arrive (the head precedes them on a tape)."""
 
-    __slots__ = ("diagnoser", "parts")
+    __slots__ = ("diagnoser", "parts", "result")
 
     def __init__(self, parts: ExchangeParts) -> None:
         super().__init__()
         self.parts = parts
         self.diagnoser: Diagnoser | None = None
+        self.result: Diagnostics | None = None
 
     def _started(self) -> Diagnoser:
         if self.diagnoser is None:
@@ -118,11 +122,18 @@ class _Diagnosing(_Counting):
         super().add(x, t_ns, data)
         self._started().chunk(t_ns, data)
 
+    def ended(self, parts: ExchangeParts) -> None:
+        """Diagnose now, and drop the diagnoser: a tape of many exchanges holds one body window at a time."""
+        assert parts.end is not None
+        self.finish(parts.end, parts.gaps)
+
     def finish(self, end: End, gaps: list[Gap]) -> Diagnostics:
-        diagnoser = self._started()
-        for gap in gaps:
-            diagnoser.gap(gap)
-        return diagnoser.finish(end)
+        if self.result is None:
+            diagnoser = self._started()
+            for gap in gaps:
+                diagnoser.gap(gap)
+            self.result, self.diagnoser = diagnoser.finish(end), None
+        return self.result
 
 
 class OutlineBuilder(TapeBuilder):
