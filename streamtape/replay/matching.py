@@ -325,6 +325,8 @@ class Matcher:
         or a callable. ``show_bodies``: whether a mismatch message may show body bytes; None (the default)
         asks the environment (``STREAMTAPE_SHOW_BODIES=1``) when a message is made."""
         self.rule: Match | MatchFunc = match if callable(match) else Match.of(match)
+        #: Whether matching reads the live request's headers (a callable might): else they need not be given.
+        self.needs_headers = not isinstance(self.rule, Match) or "headers" in self.rule.on
         self.tape = tape
         self.match = match
         self.allow_repeats = allow_repeats

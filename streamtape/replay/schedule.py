@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Literal
 
 from ..format.records import Response
@@ -116,9 +117,9 @@ def _plain_head(response: Response) -> bool:
             return False
         if not response.http_version.isascii():
             return False
-        if not all(type(pair) in (list, tuple) and len(pair) == 2 for pair in headers):
+        if not all(map(isinstance, headers, repeat((list, tuple)))) or not set(map(len, headers)) <= {2}:
             return False
-        "".join([response.reason, *(name + value for name, value in headers)]).encode("latin-1")
+        "".join([response.reason, *map("".join, headers)]).encode("latin-1")
     except (TypeError, AttributeError, UnicodeEncodeError):  # the slow path says which
         return False
     return True

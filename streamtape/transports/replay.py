@@ -89,8 +89,10 @@ class _ReplayShell:
     def _plan(self, request: Any, body: bytes) -> list[Step]:
         if not isinstance(request, self._lib.Request):
             check_library(self._lib, request, "request", type(self).__name__)
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers.raw]
-        exchange = self.matcher.take(ReplayRequest(request.method, str(request.url), body, headers))
+        matcher = self.matcher
+        raw = request.headers.raw if matcher.needs_headers else ()
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
+        exchange = matcher.take(ReplayRequest(request.method, str(request.url), body, headers))
         timeouts = request.extensions.get("timeout") or {}
         return plan(
             exchange,
@@ -202,7 +204,8 @@ class ReplayShell(_ReplayShell):
         start = time.perf_counter()
         steps = self._plan(request, request.read())
         first = steps[0]
-        _sleep_until(start + first.at)
+        if first.at:
+            _sleep_until(start + first.at)
         if first.kind == "error":
             raise self.error(first, request)
         return self._response(first, steps[1:], request, start)
