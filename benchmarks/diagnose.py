@@ -2,7 +2,9 @@
 
 The tapes: 20,000 OpenAI chat-completion events, 20,000 Responses API events and 50,000 Anthropic events
 (about 6 MB each) from the emulator's generators (realistic events with obfuscation), as recorded network
-reads (every third event split across two reads). Timed in this process, interleaved rounds, medians:
+reads (every third event split across two reads); and the OpenAI chat stream again with a ``: ping``
+keep-alive comment every 50 events, with ``\\n`` and with ``\\r\\n`` line ends (streams that are unusual
+here and there, or throughout). Timed in this process, interleaved rounds, medians:
 
 - SDK SSE: ``openai._streaming.SSEDecoder().iter_bytes()`` over the same chunks (the SDK's own decoder);
   for Anthropic, ``anthropic._streaming.SSEDecoder``;
@@ -63,10 +65,19 @@ PROVIDERS = {
 }
 
 
-def build_exchange(events: int, provider: str = "openai") -> Exchange:
+def build_exchange(
+    events: int, provider: str = "openai", *, ping_every: int = 0, crlf: bool = False
+) -> Exchange:
     url, body, generate = PROVIDERS[provider]
     request = Request(1, 0, "POST", url, [], json.dumps(body, separators=(",", ":")).encode())
     raw = generate(Scenario(events=events, unicode=True), body)
+    if ping_every:  # a keep-alive comment block after every ``ping_every`` events
+        pinged: list[bytes] = []
+        for i, event in enumerate(raw, 1):
+            pinged += [event, b": ping\n\n"] if i % ping_every == 0 else [event]
+        raw = pinged
+    if crlf:
+        raw = [event.replace(b"\n", b"\r\n") for event in raw]
     chunks, pending = [], b""
     for i, event in enumerate(raw):  # every third event arrives split across two reads
         if i % 3 == 0:
@@ -150,6 +161,10 @@ def main() -> None:
     table(rates, "streamtape diagnose")
     sdk_rows("Responses API", build_exchange(20_000, "responses"), "OpenAI SDK SSE", OpenAIDecoder)
     sdk_rows("Anthropic", build_exchange(50_000, "anthropic"), "Anthropic SDK SSE", AnthropicDecoder)
+    pings = build_exchange(20_000, ping_every=50)
+    sdk_rows("OpenAI chat, a ping every 50 events", pings, "OpenAI SDK SSE", OpenAIDecoder)
+    crlf = build_exchange(20_000, ping_every=50, crlf=True)
+    sdk_rows("OpenAI chat, a ping every 50 events, CRLF", crlf, "OpenAI SDK SSE", OpenAIDecoder)
 
 
 def sdk_rows(

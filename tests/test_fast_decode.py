@@ -1,5 +1,6 @@
 """The fast path (``analysis/fastpath.py``) gives exactly what the full SSE decoder and dict assemblers give,
-wherever its windows fall, and holds a bounded part of the body however long the stream."""
+wherever its windows fall and wherever the full decoder reads the unusual parts, reads the usual events
+around those itself, and holds a bounded part of the body however long the stream."""
 
 from __future__ import annotations
 
@@ -222,14 +223,13 @@ def test_the_peer_stream_decodes_the_same_for_every_rechunking(
     assert fastpath.decode(chunks, window=window) == sse.decode(chunks)
 
 
-# -- what makes it fall back ----------------------------------------------------------------------------
+# -- what the full decoder reads, and where the fast path resumes ------------------------------------------
 
 BASE = [
     b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n',
     b'data: {"choices":[{"delta":{"content":"b"}}]}\n\n',
 ]
 FALLBACKS = {
-    "crlf": [BASE[0], BASE[1].replace(b"\n", b"\r\n")],
     "lone cr": [BASE[0], BASE[1].replace(b"\n", b"\r")],
     "comment": [BASE[0], b": keep-alive\n\n", BASE[1]],
     "bom": [b"\xef\xbb\xbf" + BASE[0], BASE[1]],
@@ -260,6 +260,27 @@ def test_each_fallback_after_a_long_clean_stretch_gives_the_full_result(name: st
     exchange = exchange_of(URLS["chat"], [*clean, *FALLBACKS[name][1:]], "incomplete")
     found = assert_same(exchange, windows=(64,))
     assert found.handover is not None and found.handover >= sum(map(len, clean))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FALLBACKS if "bom" not in n and n != "unterminated"))
+def test_the_fast_path_resumes_after_each_fallback(name: str) -> None:
+    """Clean windows before and after the oddity: the full decoder reads the unusual event (and the next one
+    when that holds the blank line that ends it), the fast path all the rest."""
+    clean = [BASE[i % 2] for i in range(4000)]
+    odd = FALLBACKS[name][1:]
+    exchange = exchange_of(URLS["chat"], [*clean, *odd, *clean])
+    found = assert_same(exchange, windows=(64,))
+    total = sum(map(len, exchange.chunks.datas()))
+    assert found.handover is not None and total - found.fast <= sum(map(len, odd)) + len(BASE[0])
+
+
+def test_crlf_line_ends_stay_on_the_fast_path() -> None:
+    for chunks in (
+        [BASE[0], BASE[1].replace(b"\n", b"\r\n")],
+        [b.replace(b"\n", b"\r\n") for b in BASE * 50],
+    ):
+        found = assert_same(exchange_of(URLS["chat"], chunks))
+        assert found.handover is None
 
 
 def test_mixed_shapes_in_one_window_stay_on_the_fast_path() -> None:
@@ -325,6 +346,272 @@ def test_typed_json_falls_back_to_the_dict_path(data: bytes) -> None:
 def test_odd_named_events_give_the_full_result(provider: str, event: bytes) -> None:
     events = GENERATORS[provider](Scenario(tools=1), REQUEST)
     assert_same(exchange_of(URLS[provider], [*events[:4], event, *events[4:]]))
+
+
+# -- unusual here and there: the full decoder reads those events, the fast path the rest --------------------
+
+
+def crlf(block: bytes) -> bytes:
+    return block.replace(b"\n", b"\r\n")
+
+
+def lone_cr(block: bytes) -> bytes:
+    return block.replace(b"\n", b"\r")
+
+
+def mixed_streams(events: list[bytes]) -> dict[str, list[bytes]]:
+    """Streams of ``events`` (one a chunk unless said) with unusual parts here and there or throughout."""
+    n = len(events)
+
+    def every(k: int, make: Any) -> list[bytes]:
+        return [make(e) if i % k == k - 1 else e for i, e in enumerate(events)]
+
+    def halves(blocks: list[bytes]) -> list[bytes]:
+        """Each block cut in two, at a point that moves along (so some cuts fall in line ends)."""
+        cuts = [i * 7 % len(b) for i, b in enumerate(blocks)]
+        return [part for b, c in zip(blocks, cuts, strict=True) for part in (b[:c], b[c:])]
+
+    crlf_body = crlf(b"".join(events))
+    after_cr = [at + 1 for at in range(len(crlf_body)) if crlf_body[at] == 13][::3]
+    head = b"".join(every(2, lambda e: b": p\n\n" + e)[:6])
+
+    def odd_line(end: bytes) -> bytes:
+        """The next event with CRLF line ends, but ``end`` inside its data."""
+        return crlf(events[4]).replace(b"{", b"{" + end, 1)
+
+    return {
+        "a comment after every event": [p for e in events for p in (e, b": ping\n\n")],
+        "a comment every 7 events": every(7, lambda e: b": ping\n\n" + e),
+        "a comment block of several lines": every(9, lambda e: b": a\n: b\n\n" + e),
+        "a comment line inside events": every(5, lambda e: b": note\n" + e),
+        "a leading comment": [b": OPENROUTER PROCESSING\n\n", *events],
+        "a leading comment with the first event": [b": OPENROUTER PROCESSING\n\n" + events[0], *events[1:]],
+        "an id on every event": [b"id: %d\n" % i + e for i, e in enumerate(events)],
+        "an id after every event's data": [e[:-1] + b"id: %d\n\n" % i for i, e in enumerate(events)],
+        "an id once": [*events[:3], b"id: 42\n" + events[3], *events[4:]],
+        "an id-only block once": [*events[:3], b"id: 42\n\n", *events[3:]],
+        "an id with a NUL once": [*events[:3], b"id: 4\x002\n" + events[3], *events[4:]],
+        "an id then an empty id": [
+            *events[:3],
+            b"id: 9\n" + events[3],
+            *events[4:9],
+            b"id\n" + events[9],
+            *events[10:],
+        ],
+        "a retry once": [*events[:2], b"retry: 1500\n" + events[2], *events[3:]],
+        "a bad retry once": [*events[:2], b"retry: 15x\n" + events[2], *events[3:]],
+        "crlf throughout": [crlf(e) for e in events],
+        "crlf throughout with comments": [crlf(e) for e in every(6, lambda e: b": ping\n\n" + e)],
+        "crlf throughout, cut in halves": halves([crlf(e) for e in events]),
+        "crlf throughout, cut after CRs": [
+            crlf_body[a:b] for a, b in zip([0, *after_cr], [*after_cr, None], strict=True)
+        ],
+        "crlf in one event": [*events[:4], crlf(events[4]), *events[5:]],
+        "a lone cr in a line of a crlf stream": [
+            *map(crlf, events[:4]),
+            odd_line(b"\r"),
+            *map(crlf, events[4:]),
+        ],
+        "a lone lf in a line of a crlf stream": [
+            *map(crlf, events[:4]),
+            odd_line(b"\n"),
+            *map(crlf, events[4:]),
+        ],
+        "lf in one event of a crlf stream": [*map(crlf, events[:4]), events[4], *map(crlf, events[5:])],
+        "crlf then lf": [*map(crlf, events[: n // 2]), *events[n // 2 :]],
+        "a lone cr event": [*events[:4], lone_cr(events[4]), *events[5:]],
+        "a lone cr line end": [*events[:4], events[4][:-2] + b"\r\n", *events[5:]],
+        "lone cr throughout": [lone_cr(e) for e in events],
+        "a cr before the blank line": [*events[:4], events[4][:-1] + b"\r\n", *events[5:]],
+        "a lone cr event ending a chunk, then a blank line": [
+            *events[:3],
+            lone_cr(events[3]),
+            events[4],
+            b"\n",
+            *events[5:],
+        ],
+        "fields in chunks after a lone cr": [
+            *events[:2],
+            b"event: x\r",
+            b"id: 5\n",
+            b"data: {}\n\n",
+            *events[2:],
+        ],
+        "a bom": [b"\xef\xbb\xbf" + events[0], *events[1:]],
+        "a bom alone": [b"\xef\xbb\xbf", *events],
+        "a bom split": [b"\xef", b"\xbb\xbf" + events[0], *events[1:]],
+        "bom bytes in the middle": [*events[:4], b"\xef\xbb\xbf" + events[4], *events[5:]],
+        "multi-line data in the middle": [*events[:4], b"data: {\ndata: }\n\n", *events[4:]],
+        "extra blank lines in the middle": [*events[:4], b"\n\n\n", *events[4:]],
+        "invalid utf-8 in the middle": [*events[:4], b"data: \xff\xfe\n\n", *events[4:]],
+        "split at a resume point": halves(every(5, lambda e: b": ping\n\n" + e)),
+        "an event split right after a comment": [
+            p for e in events for p in (b": ping\n\n" + e[: len(e) // 2], e[len(e) // 2 :])
+        ],
+        "a chunk ending at a resume point": [p for e in events for p in (e[:5], e[5:] + b": ping\n\n")],
+        "a cr ending a chunk, its lf the next": [
+            *events[:3],
+            crlf(events[3])[:-3],  # ...\r | \n\r | \n
+            crlf(events[3])[-3:-1],
+            b"\n",
+            *events[4:],
+        ],
+        "a cr ending a chunk before an empty chunk": [
+            *map(crlf, events[:3]),
+            b"data: x\r",
+            b"",
+            b"\n\r\n",
+            *events[3:],
+        ],
+        "an unterminated tail after a comment": [*events, b": ping\n\n", b"data: {"],
+        "a comment at the end": [*events, b": bye"],
+        "comments and events one byte a chunk": [
+            *(head[i : i + 1] for i in range(len(head))),
+            *events[6:],
+        ],
+    }
+
+
+CHAT_EVENTS = GENERATORS["chat"](Scenario(events=40, unicode=True), REQUEST)
+ANTHROPIC_EVENTS = GENERATORS["anthropic"](Scenario(events=12, unicode=True, tools=1), REQUEST)
+MIXED = {
+    (provider, name): chunks
+    for provider, events in (("chat", CHAT_EVENTS), ("anthropic", ANTHROPIC_EVENTS))
+    for name, chunks in mixed_streams(events).items()
+}
+
+
+class Checked(fastpath.EventScanner):
+    """``fastpath.decode``'s scanner, which also checks that each batch's ``time`` is its events' time."""
+
+    def __init__(self, *, window: int) -> None:
+        super().__init__(window=window)
+        self.events: list[sse.Event] = []
+
+    def _batch(self, batch: fastpath.Batch) -> None:
+        events = list(map(batch.event, range(len(batch.datas))))
+        assert [e.t_ns for e in events] == list(map(batch.time, range(len(events))))
+        self.events += events
+
+    def _events(self, events: list[sse.Event]) -> None:
+        self.events += events
+
+
+def same_at_every_window(chunks: list[bytes]) -> None:
+    """The scanner gives ``sse.decode``'s events and hazards (first-seen chunks included) with every window
+    of 1 to 64 bytes and the default one."""
+    timed = [(1_000 + i * 7, data) for i, data in enumerate(chunks)]
+    reference = sse.decode(timed)
+    assert fastpath.decode(timed) == reference
+    for window in (*range(1, 65), fastpath.WINDOW):
+        found = Checked(window=window)
+        for t_ns, data in timed:
+            found.feed(t_ns, data)
+        found.end()
+        assert (found.events, found.hazards) == reference, window
+
+
+@pytest.mark.parametrize(("provider", "name"), sorted(MIXED), ids=lambda key: str(key))
+def test_mixed_streams_decode_and_diagnose_the_same(provider: str, name: str) -> None:
+    chunks = MIXED[provider, name]
+    same_at_every_window(chunks)
+    assert_same(exchange_of(URLS[provider], chunks), windows=(1, 7, 64))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a comment every 7 events",
+        "a comment line inside events",
+        "a leading comment",
+        "an id once",
+        "an id-only block once",
+        "a retry once",
+        "crlf throughout",
+        "crlf throughout with comments",
+        "crlf throughout, cut after CRs",
+        "crlf then lf",
+        "a lone cr event",
+        "a bom",
+        "multi-line data in the middle",
+        "split at a resume point",
+    ],
+)
+def test_the_fast_path_reads_the_usual_events_of_a_mixed_stream(name: str) -> None:
+    """The full decoder read a quarter of the bytes at most (a fifth of the events are unusual, at most)."""
+    for provider, events in (("chat", CHAT_EVENTS), ("anthropic", ANTHROPIC_EVENTS)):
+        chunks = mixed_streams(events * 20)[name]
+        found = scan(exchange_of(URLS[provider], chunks))
+        assert found.fast > 0.75 * sum(map(len, chunks)), (provider, found.fast)
+
+
+def test_events_after_an_id_carry_it() -> None:
+    chunks = mixed_streams(CHAT_EVENTS)["an id once"]
+    events, _ = fastpath.decode([(i, data) for i, data in enumerate(chunks)])
+    assert [e.id for e in events] == [""] * 3 + ["42"] * (len(CHAT_EVENTS) - 3)
+    found = scan(exchange_of(URLS["chat"], chunks))
+    assert found.fast > 0.8 * sum(map(len, chunks))
+
+
+def test_dense_unusual_events_go_to_the_full_decoder_in_bulk() -> None:
+    """An id on every event: a few are read one by one, then the decoder reads on (each a waste of a cut)."""
+    chunks = mixed_streams(CHAT_EVENTS * 50)["an id on every event"]
+    found = scan(exchange_of(URLS["chat"], chunks))
+    assert found.handover == 0 and found.fast == 0 and not found._slow
+    assert_same(exchange_of(URLS["chat"], chunks), windows=())
+
+
+BLOCKS = [  # what each event of a generated stream turns into (most stay usual)
+    lambda e: e,
+    lambda e: e,
+    lambda e: e,
+    lambda e: b": ping\n\n" + e,
+    lambda e: b": note\n" + e,
+    lambda e: b"id: 7\n" + e,
+    lambda e: e[:-1] + b"id: 8\n\n",
+    lambda e: b"id\n\n" + e,
+    lambda e: b"retry: 300\n" + e,
+    crlf,
+    lone_cr,
+    lambda e: e[:-1] + b"\r\n",
+    lambda e: e + b"\n",
+    lambda e: e[:-2] + b"\ndata: more\n\n",
+    lambda e: e[:9] + b"\xff" + e[9:],
+    lambda e: e[:9] + b"\xc3" + e[9:],
+    lambda e: b"event: \xc3\n" + e,
+    lambda e: b"data:" + e[6:] if e.startswith(b"data: ") else e,
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    provider=st.sampled_from(["chat", "anthropic"]),
+    kinds=st.lists(st.integers(min_value=0, max_value=len(BLOCKS) - 1), min_size=1, max_size=40),
+    throughout=st.sampled_from([None, crlf, lone_cr]),
+    bom=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0), max_size=40),
+    window=st.one_of(st.integers(min_value=1, max_value=64), st.just(fastpath.WINDOW)),
+)
+def test_generated_mixtures_decode_and_diagnose_the_same(
+    provider: str,
+    kinds: list[int],
+    throughout: Any,
+    bom: bool,
+    cuts: list[int],
+    window: int,
+) -> None:
+    """Usual and unusual events in any order, CRLF or lone CR line ends throughout or not, any chunking."""
+    events = CHAT_EVENTS if provider == "chat" else ANTHROPIC_EVENTS
+    body = b"".join(BLOCKS[kind](events[i % len(events)]) for i, kind in enumerate(kinds))
+    if throughout is not None:
+        body = throughout(body)
+    if bom:
+        body = b"\xef\xbb\xbf" + body
+    points = sorted({cut % (len(body) + 1) for cut in cuts})
+    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    timed = [(i, data) for i, data in enumerate(chunks)]
+    assert fastpath.decode(timed, window=window) == sse.decode(timed)
+    assert_same(exchange_of(URLS[provider], chunks), windows=(window,))
 
 
 # -- any rechunking, any line-end or field oddity, any window ----------------------------------------------
@@ -411,6 +698,22 @@ def test_a_long_stream_is_read_in_bounded_memory() -> None:
     assert fed > 35_000_000 and assembly.terminal and assembly.events == 250_001
     assert found.handover is None and hazards == ["83334 events split across chunks"]
     assert held < window + 1000  # the window, and one read past it
+
+
+@pytest.mark.parametrize(
+    "name", ["crlf throughout", "lone cr throughout", "a comment after every event", "an id on every event"]
+)
+def test_unusual_streams_are_read_in_bounded_memory(name: str) -> None:
+    """The full decoder's parts are not held either: a window and a read past it, however long the stream."""
+    window = 4096
+    chunks = mixed_streams(CHAT_EVENTS * 100)[name]
+    found = fastpath.BodyScanner(URLS["chat"], b"", "text/event-stream", window=window)
+    held = 0
+    for i, data in enumerate(chunks):
+        found.feed(i, data)
+        held = max(held, found.held)
+    found.finish()
+    assert sum(map(len, chunks)) > 100 * window and held < window + max(map(len, chunks))
 
 
 def test_diagnose_memory_grows_with_the_text_not_the_body() -> None:
