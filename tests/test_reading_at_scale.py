@@ -22,7 +22,7 @@ from msgspec.structs import replace
 import streamtape
 import streamtape.model as model
 from streamtape.analysis.diagnose import _gaps_ms
-from streamtape.analysis.outline import Outline
+from streamtape.analysis.outline import Outline, TapeOutline
 from streamtape.cli import main
 from streamtape.cli._numbering import exchange_from_file, outline_file
 from streamtape.format.records import Chunk, End, Header, Request, Response
@@ -119,6 +119,18 @@ def test_an_opened_tape_costs_its_body_plus_at_most_24_bytes_a_chunk(tmp_path: P
         assert per_chunk <= 64, f"{per_chunk:.1f} bytes a chunk"
 
 
+def _diagnosed_in_one_pass(path: Path) -> tuple[int, TapeOutline]:
+    """The peak of what Python allocates while ``diagnose`` reads the tape in one pass, and the outline."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        outline = outline_file(str(path), diagnose=True)
+        return tracemalloc.get_traced_memory()[1] - before, outline
+    finally:
+        tracemalloc.stop()
+
+
 def test_diagnosing_in_one_pass_holds_the_text_not_the_body(tmp_path: Path) -> None:
     """The peak while diagnosing a 12 MB stream in one pass stays far below its body: the assembled text,
     8 bytes a chunk and a window of the stream, not the chunks."""
@@ -128,14 +140,7 @@ def test_diagnosing_in_one_pass_holds_the_text_not_the_body(tmp_path: Path) -> N
     expected = streamtape.diagnose(tape.exchanges[0])
     text = expected.total_content_length
     del tape
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        outline = outline_file(str(path), diagnose=True)
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
+    peak, outline = _diagnosed_in_one_pass(path)
     d = outline.exchanges[0].diagnostics
     assert d is not None and d.as_dict() == expected.as_dict()
     # the text is held about twice while being joined; the rest must not grow with the body
@@ -162,14 +167,7 @@ def test_a_tape_of_many_exchanges_is_diagnosed_one_exchange_at_a_time(tmp_path: 
     path = tmp_path / "many.tape"
     Tape(Header("streamtape", (1, 1), "test", 1_700_000_000 * 10**9), exchanges).save(path)
     body = 300 * one.chunks.nbytes
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        outline = outline_file(str(path), diagnose=True)
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
+    peak, outline = _diagnosed_in_one_pass(path)
     found = [o.diagnostics for o in outline.exchanges if o.diagnostics is not None]
     assert [d.verdict for d in found] == ["complete"] * 300
     assert sum(d.total_content_length for d in found) == 300 * 299 * 4
