@@ -90,15 +90,6 @@ class _Counting:
     def ended(self, parts: ExchangeParts) -> None:
         pass
 
-    @classmethod
-    def of(cls, exchange: Exchange) -> _Counting:
-        counted = cls()
-        times = exchange.chunks.times
-        counted.count, counted.bytes = len(times), exchange.chunks.nbytes
-        counted.first_ns = times[0] if times else None
-        counted.last_ns = times[-1] if times else None
-        return counted
-
 
 class _Diagnosing(_Counting):
     """A chunk sink that diagnoses the exchange as its chunks arrive (the head precedes them on a tape)."""
@@ -162,8 +153,9 @@ class OutlineBuilder(TapeBuilder):
         outlines = []
         for parts in self.ordered():
             counted = parts.chunks
-            if not isinstance(counted, _Counting):
-                counted = _Counting.of(parts.build())
+            if not isinstance(counted, _Counting):  # the exchange ``keep`` named: its chunks are whole
+                outlines.append(Outline.of(parts.build()))
+                continue
             end = parts.end if parts.end is not None else no_end(parts.id, parts.last_ns())
             diagnostics = counted.finish(end, parts.gaps) if isinstance(counted, _Diagnosing) else None
             outlines.append(
